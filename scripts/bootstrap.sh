@@ -1,0 +1,26 @@
+# Sourced by scripts/start, scripts/test and bin/quayside.
+# Ensures a Node >= 22.12 is on PATH (installing the node@24 npm package under .node/ when the
+# machine's node is older) and that node_modules matches package-lock.json.
+set -e
+QS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+qs_node_ok() {
+  command -v node >/dev/null 2>&1 || return 1
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=12)?0:1)'
+}
+if [ -x "$QS_ROOT/.node/node_modules/node/bin/node" ]; then
+  export PATH="$QS_ROOT/.node/node_modules/node/bin:$PATH"
+fi
+if ! qs_node_ok; then
+  echo "quayside: node $(node --version 2>/dev/null || echo none) is too old; installing Node 24 into .node/ ..." >&2
+  mkdir -p "$QS_ROOT/.node"
+  npm install --no-save --no-package-lock --prefix "$QS_ROOT/.node" node@24 >&2
+  export PATH="$QS_ROOT/.node/node_modules/node/bin:$PATH"
+  qs_node_ok || { echo "quayside: could not bootstrap Node 24" >&2; exit 1; }
+fi
+# Native addons must build against the running node's headers, not the machine's default.
+NODE_PKG_DIR="$QS_ROOT/.node/node_modules/node"
+[ -d "$NODE_PKG_DIR" ] && export npm_config_nodedir="$NODE_PKG_DIR"
+if [ ! -f "$QS_ROOT/node_modules/.package-lock.json" ] || [ "$QS_ROOT/package-lock.json" -nt "$QS_ROOT/node_modules/.package-lock.json" ]; then
+  echo "quayside: installing dependencies (npm ci) ..." >&2
+  (cd "$QS_ROOT" && npm ci --no-fund --no-audit >&2)
+fi

@@ -1,0 +1,72 @@
+// Opens the database named by DB_URI (sqlite:///path or postgresql://…) as one Kysely instance
+// and applies the migrations. Both dialects behave the same to the model layer.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+import { migration0001 } from './migrations/0001_initial.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type DB = Kysely<Database>;
+
+export interface Db {
+  db: DB;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+// int8 and numeric come back as strings by default; our ids, sizes and times fit in 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db {
+  if (uri.startsWith('sqlite://')) {
+    const path = uri.replace(/^sqlite:\/\//, '').replace(/^\/(?=\/)/, '') || ':memory:';
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const native = new SQLite(path);
+    native.pragma('journal_mode = WAL');
+    native.pragma('synchronous = NORMAL'); // with WAL: durable across process crashes, which is our contract
+    native.pragma('foreign_keys = ON');
+    native.pragma('busy_timeout = 10000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+    return { db, dialect: 'sqlite', close: () => db.destroy() };
+  }
+  const url = new URL(uri.replace(/^postgres(ql)?:/, 'postgres:'));
+  // Non-standard `schema` parameter: lets tests (and operators) put Quayside in its own schema.
+  const schema = url.searchParams.get('schema');
+  url.searchParams.delete('schema');
+  const pool = new pg.Pool({
+    connectionString: url.toString(),
+    max: opts.poolSize ?? 10,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', close: () => db.destroy() };
+}
+
+function provider(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations(): Promise<Record<string, Migration>> {
+      return { '0001_initial': migration0001(dialect) };
+    },
+  };
+}
+
+export async function migrate(handle: Db): Promise<string[]> {
+  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect) });
+  if (handle.dialect === 'postgres') {
+    // Replicas starting together: one migrates, the others wait on the advisory lock (Kysely's
+    // own lock table also protects, this just avoids noisy failures).
+    await sql`select pg_advisory_lock(7261001)`.execute(handle.db);
+  }
+  try {
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) throw error;
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  } finally {
+    if (handle.dialect === 'postgres') await sql`select pg_advisory_unlock(7261001)`.execute(handle.db);
+  }
+}

@@ -1,0 +1,60 @@
+// GET/HEAD/DELETE /v2/<name>/blobs/<digest>
+import type { FastifyReply } from 'fastify';
+import { resolveRepo, type RegistryRequest } from './index.ts';
+import { OciError } from './errors.ts';
+import { parseDigest } from '../../model/names.ts';
+import { blobRedirectURL, openBlob, statBlob, unlinkBlob, type BlobRange } from '../../model/blobs.ts';
+
+function parseRange(header: string | undefined, size: number): BlobRange | null | 'unsatisfiable' {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null; // malformed or multi-range: ignore, send all
+  let start: number, end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}
+
+export async function get(rr: RegistryRequest): Promise<FastifyReply> {
+  const { ctx, req, reply, arg: digest } = rr;
+  const s = ctx.services;
+  parseDigest(digest);
+  const repo = await resolveRepo(rr, 'pull');
+  const st = await statBlob(s, repo.id, digest);
+  if (!st.exists) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  reply.header('Docker-Content-Digest', digest).header('Accept-Ranges', 'bytes').header('ETag', `"${digest}"`)
+    .header('Cache-Control', 'max-age=31536000');
+  if (req.method === 'HEAD') {
+    return reply.code(200).header('Content-Length', st.size).type('application/octet-stream').send();
+  }
+  const redirect = await blobRedirectURL(s, digest);
+  if (redirect) return reply.redirect(redirect, 307);
+  const range = parseRange(req.headers.range, st.size);
+  if (range === 'unsatisfiable') {
+    return reply.code(416).header('Content-Range', `bytes */${st.size}`).send();
+  }
+  const ac = new AbortController();
+  req.raw.on('close', () => ac.abort());
+  const stream = await openBlob(s, digest, range ?? undefined, ac.signal);
+  reply.type('application/octet-stream');
+  if (range) {
+    return reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${st.size}`)
+      .header('Content-Length', range.end - range.start + 1).send(stream);
+  }
+  return reply.code(200).header('Content-Length', st.size).send(stream);
+}
+
+export async function del(rr: RegistryRequest): Promise<FastifyReply> {
+  parseDigest(rr.arg);
+  const repo = await resolveRepo(rr, 'delete');
+  await unlinkBlob(rr.ctx.services, repo.id, rr.arg);
+  return rr.reply.code(202).header('Content-Length', 0).send();
+}

@@ -1,0 +1,105 @@
+// Repositories: one thing whether created by the API or by a push — same defaults, same
+// default permissions (prototypes), same log entries.
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import type { Principal, Services } from './context.ts';
+import { DomainError } from './errors.ts';
+import { validRepoName } from './names.ts';
+import { logAction } from './logs.ts';
+import { isUniqueViolation } from './accounts.ts';
+
+export interface Repo {
+  id: number;
+  namespace_id: number;
+  namespace: string;
+  namespace_kind: string;
+  name: string;
+  is_public: number;
+  state: string;
+  kind: string;
+  description: string | null;
+}
+
+type Db = Transaction<Database> | Services['db'];
+
+export async function findRepo(s: Services, namespace: string, name: string, db: Db = s.db): Promise<Repo | undefined> {
+  return db.selectFrom('repositories').innerJoin('users', 'users.id', 'repositories.namespace_id')
+    .select(['repositories.id', 'repositories.namespace_id', 'users.username as namespace', 'users.kind as namespace_kind',
+      'repositories.name', 'repositories.is_public', 'repositories.state', 'repositories.kind', 'repositories.description'])
+    .where('users.username', '=', namespace).where('repositories.name', '=', name).executeTakeFirst();
+}
+
+export async function findNamespace(s: Services, name: string): Promise<{ id: number; kind: string; username: string; enabled: number } | undefined> {
+  return s.db.selectFrom('users').select(['id', 'kind', 'username', 'enabled']).where('username', '=', name).executeTakeFirst();
+}
+
+export interface CreateRepoInput {
+  namespace: { id: number; username: string; kind: string };
+  name: string;
+  visibility: 'public' | 'private';
+  description?: string | null;
+  kind?: 'image' | 'application';
+  creator: Principal;
+  ip?: string | null;
+}
+
+/** Creates the repository, applies the namespace's default permissions and logs create_repo.
+ * Returns the existing repository when a concurrent push created it first. */
+export async function createRepository(s: Services, input: CreateRepoInput): Promise<{ repo: Repo; created: boolean }> {
+  if (!validRepoName(input.name, s.config.features.EXTENDED_REPOSITORY_NAMES)) {
+    throw new DomainError('name_invalid', 'Invalid repository name', { name: input.name });
+  }
+  try {
+    await s.db.transaction().execute(async (tx) => {
+      const now = s.now();
+      const row = await tx.insertInto('repositories').values({
+        namespace_id: input.namespace.id, name: input.name, is_public: input.visibility === 'public' ? 1 : 0,
+        description: input.description ?? null, kind: input.kind ?? 'image', created_at: now, last_modified: now,
+      }).returning('id').executeTakeFirstOrThrow();
+      await applyPrototypes(s, tx, input.namespace, row.id, input.creator);
+      await logAction(s, 'create_repo', {
+        namespaceId: input.namespace.id, repositoryId: row.id, performer: input.creator, ip: input.ip,
+        metadata: { repo: input.name, namespace: input.namespace.username },
+      }, tx);
+    });
+  } catch (e) {
+    if (!isUniqueViolation(e)) throw e;
+    const existing = await findRepo(s, input.namespace.username, input.name);
+    if (!existing) throw e;
+    return { repo: existing, created: false };
+  }
+  const repo = await findRepo(s, input.namespace.username, input.name);
+  return { repo: repo!, created: true };
+}
+
+/** Default permissions: in an organization, prototypes whose activating user is the creator (or
+ * anyone) grant their delegate a role on the new repository. Quay applies them on every creation. */
+async function applyPrototypes(s: Services, tx: Transaction<Database>, ns: { id: number; kind: string }, repoId: number, creator: Principal): Promise<void> {
+  if (ns.kind !== 'org') return;
+  const creatorId = creator.kind === 'anonymous' ? null : creator.userId;
+  const protos = await tx.selectFrom('permission_prototypes').selectAll().where('org_id', '=', ns.id)
+    .where((eb) => eb.or([eb('activating_user_id', 'is', null), ...(creatorId !== null ? [eb('activating_user_id', '=', creatorId)] : [])]))
+    .execute();
+  // Several prototypes may name the same delegate: the strongest role wins.
+  const rank = { read: 1, write: 2, admin: 3 } as const;
+  const best = new Map<string, { user_id: number | null; team_id: number | null; role: 'read' | 'write' | 'admin' }>();
+  for (const p of protos) {
+    const key = p.delegate_user_id !== null ? `u${p.delegate_user_id}` : `t${p.delegate_team_id}`;
+    const cur = best.get(key);
+    if (!cur || rank[p.role] > rank[cur.role]) best.set(key, { user_id: p.delegate_user_id, team_id: p.delegate_team_id, role: p.role });
+  }
+  for (const g of best.values()) {
+    await tx.insertInto('repo_permissions').values({ repository_id: repoId, user_id: g.user_id, team_id: g.team_id, role: g.role }).execute();
+  }
+}
+
+export function assertWritable(s: Services, repo: Pick<Repo, 'state'>): void {
+  if (s.config.registryState === 'readonly') throw new DomainError('readonly', 'Registry is in read-only mode');
+  if (repo.state === 'READ_ONLY') throw new DomainError('readonly', 'Repository is in read-only mode');
+  if (repo.state === 'MIRROR' || repo.state === 'ORG_MIRROR') throw new DomainError('readonly', 'Repository is a mirror; pushes are not allowed');
+  if (repo.state === 'MARKED_FOR_DELETION') throw new DomainError('name_unknown', 'Repository is being deleted');
+}
+
+export async function touchRepository(s: Services, repoId: number, db: Db = s.db): Promise<void> {
+  await db.updateTable('repositories').set({ last_modified: s.now() }).where('id', '=', repoId).execute();
+}
