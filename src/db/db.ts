@@ -15,6 +15,8 @@ export type DB = Kysely<Database>;
 export interface Db {
   db: DB;
   dialect: Dialect;
+  /** PostgreSQL schema in use when not the default (the URI's `schema` parameter). */
+  schema?: string;
   close(): Promise<void>;
 }
 
@@ -44,7 +46,8 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  if (schema && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
+  return { db, dialect: 'postgres', schema: schema ?? undefined, close: () => db.destroy() };
 }
 
 function provider(dialect: Dialect): MigrationProvider {
@@ -56,7 +59,8 @@ function provider(dialect: Dialect): MigrationProvider {
 }
 
 export async function migrate(handle: Db): Promise<string[]> {
-  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect) });
+  // Kysely looks for its bookkeeping tables across schemas unless told which one is ours.
+  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect), ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
   if (handle.dialect === 'postgres') {
     // Replicas starting together: one migrates, the others wait on the advisory lock (Kysely's
     // own lock table also protects, this just avoids noisy failures).

@@ -85,3 +85,17 @@ export async function canCreateIn(s: Services, p: Principal, ns: { id: number; k
   const r = await orgRole(s, p, ns.id);
   return r === 'admin' || r === 'creator';
 }
+
+/** Grants (or changes) a user's, robot's or team's role on a repository. */
+export async function setRepoPermission(
+  s: Services, repoId: number, who: { userId: number } | { teamId: number }, role: Role,
+): Promise<void> {
+  const userId = 'userId' in who ? who.userId : null;
+  const teamId = 'teamId' in who ? who.teamId : null;
+  await s.db.transaction().execute(async (tx) => {
+    let q = tx.deleteFrom('repo_permissions').where('repository_id', '=', repoId);
+    q = userId !== null ? q.where('user_id', '=', userId) : q.where('team_id', '=', teamId);
+    await q.execute();
+    await tx.insertInto('repo_permissions').values({ repository_id: repoId, user_id: userId, team_id: teamId, role }).execute();
+  });
+}

@@ -103,3 +103,10 @@ export function assertWritable(s: Services, repo: Pick<Repo, 'state'>): void {
 export async function touchRepository(s: Services, repoId: number, db: Db = s.db): Promise<void> {
   await db.updateTable('repositories').set({ last_modified: s.now() }).where('id', '=', repoId).execute();
 }
+
+export async function setVisibility(s: Services, repo: Repo, visibility: 'public' | 'private', performer: Principal, ip: string | null = null): Promise<void> {
+  await s.db.transaction().execute(async (tx) => {
+    await tx.updateTable('repositories').set({ is_public: visibility === 'public' ? 1 : 0 }).where('id', '=', repo.id).execute();
+    await logAction(s, 'change_repo_visibility', { namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip, metadata: { repo: repo.name, namespace: repo.namespace, visibility } }, tx);
+  });
+}

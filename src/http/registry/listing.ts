@@ -65,5 +65,6 @@ export async function referrers(rr: RegistryRequest): Promise<FastifyReply> {
   const artifactType = typeof q.artifactType === 'string' && q.artifactType !== '' ? q.artifactType : null;
   const manifests = await listReferrers(s, repo.id, rr.arg, artifactType);
   if (artifactType !== null) rr.reply.header('OCI-Filters-Applied', 'artifactType');
-  return rr.reply.code(200).type(OCI_INDEX).send(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
+  // A Buffer body keeps Fastify from appending '; charset=utf-8' to the OCI media type.
+  return rr.reply.code(200).type(OCI_INDEX).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests })));
 }

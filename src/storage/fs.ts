@@ -1,0 +1,295 @@
+// Filesystem blob storage. Objects are plain files below rootDir; writes land in <root>/_tmp first
+// and are renamed into place after fsync, so a crash never leaves a partial object at a final path.
+// '_tmp' can never clash with a key because validatePath() rejects segments starting with '_'.
+import { randomUUID } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { addAbortSignal, Readable } from 'node:stream';
+import {
+  InvalidPathError,
+  OffsetMismatchError,
+  PathNotFoundError,
+  validatePath,
+} from './driver.ts';
+import type { ReadOptions, StatResult, StorageDriver, WriteOptions } from './driver.ts';
+
+const TMP_DIR = '_tmp';
+const DATA_FILE = 'data';
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function emptyStream(): Readable {
+  return Readable.from([]);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes every chunk of body at consecutive positions from `start`; returns the bytes written. */
+async function copyInto(fh: FileHandle, start: number, body: Readable | Uint8Array, signal?: AbortSignal): Promise<number> {
+  signal?.throwIfAborted();
+  if (body instanceof Uint8Array) {
+    let done = 0;
+    while (done < body.byteLength) {
+      const { bytesWritten } = await fh.write(body, done, body.byteLength - done, start + done);
+      done += bytesWritten;
+    }
+    return done;
+  }
+  // Aborting destroys the body, which makes the loop below throw.
+  if (signal) addAbortSignal(signal, body);
+  let pos = start;
+  for await (const chunk of body) {
+    const buf: Uint8Array = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let off = 0;
+    while (off < buf.byteLength) {
+      const { bytesWritten } = await fh.write(buf, off, buf.byteLength - off, pos);
+      off += bytesWritten;
+      pos += bytesWritten;
+    }
+  }
+  return pos - start;
+}
+
+export class FilesystemDriver implements StorageDriver {
+  readonly kind = 'local' as const;
+  readonly rootDir: string;
+  // Appends to one session are serialized within this process so the offset check and the write
+  // cannot interleave. (Several processes sharing one directory get no such guarantee.)
+  #sessionLocks = new Map<string, Promise<unknown>>();
+
+  constructor(rootDir: string) {
+    this.rootDir = resolve(rootDir);
+  }
+
+  /** Validates a key and resolves it below rootDir, refusing anything that would escape. */
+  #abs(path: string, prefix = false): string {
+    validatePath(path, prefix);
+    const abs = resolve(this.rootDir, prefix && path.endsWith('/') ? path.slice(0, -1) : path);
+    if (!abs.startsWith(this.rootDir + sep)) throw new InvalidPathError(path);
+    return abs;
+  }
+
+  async stat(path: string): Promise<StatResult> {
+    const abs = this.#abs(path);
+    try {
+      const st = await stat(abs);
+      if (!st.isFile()) return { exists: false };
+      return { exists: true, size: st.size, modified: st.mtime };
+    } catch (err) {
+      if (isMissing(err)) return { exists: false };
+      throw err;
+    }
+  }
+
+  async read(path: string, opts: ReadOptions = {}): Promise<Readable> {
+    const abs = this.#abs(path);
+    opts.signal?.throwIfAborted();
+    const fh = await this.#openExisting(abs, path);
+    return this.#streamFrom(fh, opts.offset ?? 0, opts.length, opts.signal);
+  }
+
+  async #openExisting(abs: string, path: string): Promise<FileHandle> {
+    let fh: FileHandle;
+    try {
+      fh = await open(abs, 'r');
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') throw new PathNotFoundError(path);
+      throw err;
+    }
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      throw new PathNotFoundError(path);
+    }
+    return fh;
+  }
+
+  async #streamFrom(fh: FileHandle, offset: number, length: number | undefined, signal?: AbortSignal): Promise<Readable> {
+    if (offset < 0 || (length !== undefined && length < 0)) {
+      await fh.close();
+      throw new RangeError('offset and length must not be negative');
+    }
+    if (length === 0) {
+      await fh.close();
+      return emptyStream();
+    }
+    const end = length === undefined ? undefined : offset + length - 1;
+    return fh.createReadStream({ start: offset, end, signal, autoClose: true });
+  }
+
+  async write(path: string, body: Readable | Uint8Array, opts: WriteOptions = {}): Promise<number> {
+    const abs = this.#abs(path);
+    const tmpDir = join(this.rootDir, TMP_DIR);
+    await mkdir(tmpDir, { recursive: true });
+    const tmp = join(tmpDir, randomUUID());
+    const fh = await open(tmp, 'wx');
+    let published = false;
+    try {
+      const n = await copyInto(fh, 0, body, opts.signal);
+      await fh.sync();
+      await fh.close();
+      await mkdir(dirname(abs), { recursive: true });
+      await rename(tmp, abs);
+      published = true;
+      await fsyncDir(dirname(abs));
+      return n;
+    } finally {
+      if (!published) {
+        await fh.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      }
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    if (path.endsWith('/')) {
+      await rm(this.#abs(path, true), { recursive: true, force: true });
+      return;
+    }
+    const abs = this.#abs(path);
+    try {
+      await unlink(abs);
+    } catch (err) {
+      // A directory is not an object, so there is nothing to delete at that key.
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return;
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const abs = this.#abs(prefix, true);
+    const rel = abs.slice(this.rootDir.length + 1).split(sep).join('/');
+    yield* this.#walk(abs, rel);
+  }
+
+  async *#walk(dir: string, rel: string): AsyncIterable<string> {
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    for await (const ent of handle) {
+      if (dir === this.rootDir && ent.name === TMP_DIR) continue;
+      const childRel = `${rel}/${ent.name}`;
+      if (ent.isDirectory()) yield* this.#walk(join(dir, ent.name), childRel);
+      else if (ent.isFile()) yield childRel;
+    }
+  }
+
+  async redirectURL(path: string, _expiresInSeconds: number): Promise<string | null> {
+    this.#abs(path);
+    return null;
+  }
+
+  // ---- Resumable uploads: <root>/<session>/data grows by appends.
+
+  #dataFile(session: string): { dir: string; data: string } {
+    const dir = this.#abs(session);
+    return { dir, data: join(dir, DATA_FILE) };
+  }
+
+  async #withSessionLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#sessionLocks.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    this.#sessionLocks.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#sessionLocks.get(key) === run) this.#sessionLocks.delete(key);
+    }
+  }
+
+  async uploadAppend(session: string, offset: number, body: Readable, opts: WriteOptions = {}): Promise<number> {
+    const { dir, data } = this.#dataFile(session);
+    return this.#withSessionLock(dir, async () => {
+      await mkdir(dir, { recursive: true });
+      const fh = await open(data, fsc.O_RDWR | fsc.O_CREAT);
+      try {
+        const { size } = await fh.stat();
+        if (size !== offset) {
+          // The body is left to the caller: it may still need the connection to answer.
+          throw new OffsetMismatchError(size, offset);
+        }
+        try {
+          const n = await copyInto(fh, offset, body, opts.signal);
+          await fh.sync();
+          return offset + n;
+        } catch (err) {
+          // Cut off whatever part of the failed body reached the file.
+          await fh.truncate(offset);
+          await fh.sync();
+          throw err;
+        }
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  async uploadSize(session: string): Promise<number> {
+    const { data } = this.#dataFile(session);
+    try {
+      return (await stat(data)).size;
+    } catch (err) {
+      if (isMissing(err)) return 0;
+      throw err;
+    }
+  }
+
+  async uploadRead(session: string, offset = 0): Promise<Readable> {
+    const { data } = this.#dataFile(session);
+    let fh: FileHandle;
+    try {
+      fh = await open(data, 'r');
+    } catch (err) {
+      if (isMissing(err)) return emptyStream();
+      throw err;
+    }
+    return this.#streamFrom(fh, offset, undefined);
+  }
+
+  async uploadCommit(session: string, dest: string): Promise<void> {
+    const { dir, data } = this.#dataFile(session);
+    const destAbs = this.#abs(dest);
+    await this.#withSessionLock(dir, async () => {
+      let fh: FileHandle;
+      try {
+        fh = await open(data, 'r+');
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        // A session that never received bytes publishes an empty object.
+        await this.write(dest, new Uint8Array(0));
+        await rm(dir, { recursive: true, force: true });
+        return;
+      }
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await mkdir(dirname(destAbs), { recursive: true });
+      await rename(data, destAbs);
+      await fsyncDir(dirname(destAbs));
+      await rm(dir, { recursive: true, force: true });
+    });
+  }
+
+  async uploadAbort(session: string): Promise<void> {
+    const { dir } = this.#dataFile(session);
+    await this.#withSessionLock(dir, () => rm(dir, { recursive: true, force: true }));
+  }
+}
