@@ -50,12 +50,6 @@ function path(req: FastifyRequest): string {
   return q < 0 ? req.url : req.url.slice(0, q);
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    metricsRoute?: string;
-  }
-}
-
 export async function registerRegistry(app: FastifyInstance, ctx: HttpContext): Promise<void> {
   await app.register(async (v2) => {
     // Bodies are streams handed to the model untouched; the form parser serves POST /v2/auth.
@@ -141,7 +135,8 @@ export async function registerRegistry(app: FastifyInstance, ctx: HttpContext): 
 }
 
 export type Need = 'pull' | 'push' | 'delete';
-const ACTIONS: Record<Need, string[]> = { pull: ['pull'], push: ['push'], delete: ['push', '*', 'delete'] };
+// '*' is the admin grant (what `skopeo delete` asks for); as in Quay it covers pull and push too.
+const ACTIONS: Record<Need, string[]> = { pull: ['pull', '*'], push: ['push', '*'], delete: ['push', '*', 'delete'] };
 const SCOPE_ACTIONS: Record<Need, string> = { pull: 'pull', push: 'pull,push', delete: '*' };
 
 /** Checks the token's access for the repository, then loads it — creating it on a first push
