@@ -92,6 +92,9 @@ export interface QuaysideConfig {
   tagListMaxPageSize: number;
   catalogMaxPageSize: number;
   referrersMaxCount: number;
+  /** Seconds between garbage-collection passes (and between orphan-object sweeps). */
+  gcIntervalSeconds: number;
+  gcSweepIntervalSeconds: number;
   /** Background workers (queue consumers) in this process. */
   workersEnabled: boolean;
   logLevel: string;
@@ -297,6 +300,8 @@ export function loadConfig(opts: LoadOptions = {}): QuaysideConfig {
     tagListMaxPageSize: int(raw, 'QUAYSIDE_TAG_LIST_MAX', 10000, 1),
     catalogMaxPageSize: int(raw, 'QUAYSIDE_CATALOG_MAX', 1000, 1),
     referrersMaxCount: int(raw, 'QUAYSIDE_REFERRERS_MAX', 1000, 1),
+    gcIntervalSeconds: int(raw, 'GARBAGE_COLLECTION_FREQUENCY', 300, 1),
+    gcSweepIntervalSeconds: int(raw, 'QUAYSIDE_GC_SWEEP_SECONDS', 6 * 3600, 1),
     workersEnabled: bool(raw, 'QUAYSIDE_WORKERS', true),
     logLevel: str(raw, 'QUAYSIDE_LOG_LEVEL', env.LOG_LEVEL ?? 'info'),
     raw,

@@ -6,6 +6,7 @@ import type { Principal, Services } from './context.ts';
 import { DomainError } from './errors.ts';
 import { layout, PathNotFoundError } from '../storage/driver.ts';
 import { repoRole, roleAtLeast } from './permissions.ts';
+import { withDigestLock } from './digest-lock.ts';
 
 export type BlobStat = { exists: false } | { exists: true; id: number; digest: string; size: number };
 
@@ -61,10 +62,14 @@ export async function mountBlob(
   else candidates = await base.limit(25).execute();
   for (const c of candidates) {
     if (c.id === targetRepoId || roleAtLeast(await repoRole(s, principal, c), 'read')) {
-      const blob = await s.db.selectFrom('blobs').select(['size']).where('digest', '=', digest).executeTakeFirstOrThrow();
-      if (!(await s.storage.stat(layout.blob(digest))).exists) return { mounted: false };
-      await s.db.transaction().execute((tx) => recordBlob(s, tx, targetRepoId, digest, blob.size));
-      return { mounted: true, size: blob.size };
+      // Same lock as the collector: the row and object we link cannot vanish under us.
+      const size = await withDigestLock(s, digest, async () => {
+        const blob = await s.db.selectFrom('blobs').select(['size']).where('digest', '=', digest).executeTakeFirst();
+        if (!blob || !(await s.storage.stat(layout.blob(digest))).exists) return null;
+        await s.db.transaction().execute((tx) => recordBlob(s, tx, targetRepoId, digest, blob.size));
+        return blob.size;
+      });
+      return size === null ? { mounted: false } : { mounted: true, size };
     }
   }
   return { mounted: false };

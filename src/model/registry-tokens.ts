@@ -112,7 +112,7 @@ export class RegistryKeys {
     }
     if (!key) return null;
     try {
-      const { payload } = await jwtVerify(token, key, { algorithms: ['RS256'], issuer: ISSUER, audience, clockTolerance: 30 });
+      const { payload } = await jwtVerify(token, key, { algorithms: ['RS256'], issuer: ISSUER, audience, clockTolerance: 30, currentDate: new Date(this.s.now()) });
       const access = Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [];
       return { sub: String(payload.sub), access, principal: principalFromContext(payload.context as TokenContext | undefined, String(payload.sub)) };
     } catch {

@@ -9,6 +9,7 @@ import { DomainError } from './errors.ts';
 import { layout, OffsetMismatchError } from '../storage/driver.ts';
 import { parseDigest } from './names.ts';
 import { recordBlob } from './blobs.ts';
+import { withDigestLock } from './digest-lock.ts';
 
 export interface UploadSession {
   uuid: string;
@@ -112,8 +113,10 @@ export async function appendUpload(s: Services, session: UploadSession, body: Re
       newSize = await s.storage.uploadAppend(layout.upload(session.uuid), offset, meter, { signal: opts.signal });
     } catch (e) {
       if (e instanceof OffsetMismatchError) {
-        hashes.delete(session.uuid);
-        throw new DomainError('range_invalid', 'upload offset changed concurrently', { size: e.expected });
+        // Storage disagrees with the size the database acknowledged: an append died with its
+        // process after writing part of its body (or another replica is appending right now).
+        // Those bytes cannot be cut off here, so the session cannot go on: the client restarts.
+        await dropInconsistentSession(s, session.uuid);
       }
       throw e;
     }
@@ -136,6 +139,14 @@ export async function appendUpload(s: Services, session: UploadSession, body: Re
   });
 }
 
+async function dropInconsistentSession(s: Services, uuid: string): Promise<never> {
+  hashes.delete(uuid);
+  s.log.warn({ uuid }, 'upload session data does not match its acknowledged size (interrupted append); dropping the session');
+  await s.db.deleteFrom('uploads').where('uuid', '=', uuid).execute();
+  await abortUploadData(s, uuid);
+  throw new DomainError('blob_upload_unknown', 'blob upload unknown to registry: its data was left inconsistent by an interrupted request; start a new upload');
+}
+
 async function abortUploadData(s: Services, uuid: string): Promise<void> {
   await s.storage.uploadAbort(layout.upload(uuid)).catch((e) => s.log.warn({ err: e, uuid }, 'upload cleanup failed; the sweep will retry'));
 }
@@ -153,18 +164,24 @@ export async function completeUpload(s: Services, session: UploadSession, digest
       await abortUploadData(s, session.uuid);
       throw new DomainError('digest_invalid', 'provided digest did not match uploaded content', { expected: digest, actual });
     }
-    const known = await s.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-    const blobPath = layout.blob(digest);
-    if (known && (await s.storage.stat(blobPath)).exists) {
-      await abortUploadData(s, session.uuid); // content already stored once
-    } else {
-      await s.storage.uploadCommit(layout.upload(session.uuid), blobPath);
-    }
-    // Storage first, then the rows that make it visible: a crash in between leaves an orphan
+    // Only the acknowledged bytes were hashed; unacknowledged ones left by an interrupted append
+    // would be published with them under a digest they do not match.
+    if ((await s.storage.uploadSize(layout.upload(session.uuid))) !== row.size) await dropInconsistentSession(s, session.uuid);
+    // Under the digest lock the collector cannot delete this object between our storage write and
+    // the rows that make it visible. Storage first, then rows: a crash in between leaves an orphan
     // object (swept later), never a row pointing at missing bytes.
-    await s.db.transaction().execute(async (tx) => {
-      await recordBlob(s, tx, session.repository_id, digest, row.size);
-      await tx.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
+    await withDigestLock(s, digest, async () => {
+      const known = await s.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+      const blobPath = layout.blob(digest);
+      if (known && (await s.storage.stat(blobPath)).exists) {
+        await abortUploadData(s, session.uuid); // content already stored once
+      } else {
+        await s.storage.uploadCommit(layout.upload(session.uuid), blobPath);
+      }
+      await s.db.transaction().execute(async (tx) => {
+        await recordBlob(s, tx, session.repository_id, digest, row.size);
+        await tx.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
+      });
     });
     hashes.delete(session.uuid);
     return { digest, size: row.size };

@@ -8,7 +8,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { expireAbandonedUploads, sweepOrphanUploads } from '../../src/model/upload-expiry.ts';
 import { enqueue } from '../../src/model/queue.ts';
 import { layout } from '../../src/storage/driver.ts';
-import { startWorkers, QUEUES, PERIODIC } from '../../src/workers/index.ts';
+import { startWorkers, QUEUES, periodic } from '../../src/workers/index.ts';
 import type { Services } from '../../src/model/context.ts';
 import { createTestServices, TEST_DB, type TestServices } from '../support/services.ts';
 
@@ -133,14 +133,15 @@ describe(`upload expiry (${TEST_DB})`, () => {
       assert.equal(await hasRow(fresh), true);
       assert.equal(await hasData(fresh), true);
       // The one-off job is gone; the periodic run is queued for a period from now.
-      let pending = await s.db.selectFrom('jobs').selectAll().execute();
+      const ours = () => s.db.selectFrom('jobs').selectAll().where('queue', '=', QUEUES.uploadExpiry).execute();
+      let pending = await ours();
       while (pending.length !== 1) {
         assert.ok(Date.now() < end, `jobs: ${JSON.stringify(pending)}`);
         await sleep(10);
-        pending = await s.db.selectFrom('jobs').selectAll().execute();
+        pending = await ours();
       }
       assert.equal(pending[0]!.queue, QUEUES.uploadExpiry);
-      assert.ok(Number(pending[0]!.available_at) >= Date.now() + PERIODIC[QUEUES.uploadExpiry]! - 20_000);
+      assert.ok(Number(pending[0]!.available_at) >= Date.now() + periodic(s)[QUEUES.uploadExpiry]! - 20_000);
     } finally {
       await workers.stop();
     }
