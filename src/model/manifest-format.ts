@@ -70,7 +70,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     throw new DomainError('manifest_invalid', 'Docker schema1 manifests are not supported; push with schema2 or OCI', { mediaType: header });
   }
   if (m.schemaVersion !== 2) invalid('schemaVersion must be 2');
-  if (m.mediaType !== undefined && typeof m.mediaType !== 'string') invalid('mediaType must be a string');
+  if (m.mediaType !== undefined && (typeof m.mediaType !== 'string' || m.mediaType === '')) invalid('mediaType must be a non-empty string');
   const declared = m.mediaType as string | undefined;
   let mediaType = declared ?? (header && header !== 'application/json' && header !== 'application/octet-stream' ? header : undefined);
   if (!mediaType) mediaType = Array.isArray(m.manifests) ? OCI_INDEX : OCI_MANIFEST;

@@ -2,7 +2,7 @@
 import type { Principal, Services } from './context.ts';
 import { ANONYMOUS, principalFor } from './context.ts';
 import { findUser, isSuperuser, verifyAppToken, verifyOAuthToken, verifyPassword, verifyRobotToken } from './accounts.ts';
-import { canCreateIn, repoRole, roleAtLeast } from './permissions.ts';
+import { canCreateIn, orgRole, repoRole, roleAtLeast } from './permissions.ts';
 import { findRepo } from './repositories.ts';
 import { splitRepoPath } from './names.ts';
 import type { AccessEntry } from './registry-tokens.ts';
@@ -74,14 +74,22 @@ export async function grantAccess(s: Services, p: Principal, req: ScopeRequest):
       if (a === 'push' && writable && roleAtLeast(role, 'write')) granted.add('push');
       if ((a === '*' || a === 'delete') && roleAtLeast(role, 'admin')) granted.add(a);
     }
-  } else if (!readonly && req.actions.some((a) => a === 'push' || a === '*')) {
+  } else {
     const nsRow = await findUser(s, ns);
-    let mayCreate = false;
-    if (nsRow) mayCreate = nsRow.enabled === 1 && (await canCreateIn(s, p, nsRow));
-    else mayCreate = s.config.createNamespaceOnPush && p.kind === 'user' && p.scopes === null;
-    if (mayCreate) {
-      // Creating on push makes the pusher an admin of the new repository, so every action holds.
-      for (const a of req.actions) if (a === 'pull' || a === 'push' || a === '*' || a === 'delete') granted.add(a);
+    // Like Quay's ReadRepositoryPermission: the namespace owner and organization admins may read
+    // any repository of the namespace, even one not pushed yet (they then get NAME_UNKNOWN).
+    if (nsRow && req.actions.includes('pull') && p.kind !== 'anonymous'
+      && (nsRow.id === p.userId || (nsRow.kind === 'org' && (await orgRole(s, p, nsRow.id)) === 'admin'))) {
+      granted.add('pull');
+    }
+    if (!readonly && req.actions.some((a) => a === 'push' || a === '*')) {
+      let mayCreate = false;
+      if (nsRow) mayCreate = nsRow.enabled === 1 && (await canCreateIn(s, p, nsRow));
+      else mayCreate = s.config.createNamespaceOnPush && p.kind === 'user' && p.scopes === null;
+      if (mayCreate) {
+        // Creating on push makes the pusher an admin of the new repository, so every action holds.
+        for (const a of req.actions) if (a === 'pull' || a === 'push' || a === '*' || a === 'delete') granted.add(a);
+      }
     }
   }
   return { type: 'repository', name: req.name, actions: [...granted].sort() };

@@ -23,6 +23,8 @@ function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+const COALESCE_BYTES = 1024 * 1024;
+
 function emptyStream(): Readable {
   return Readable.from([]);
 }
@@ -50,15 +52,29 @@ async function copyInto(fh: FileHandle, start: number, body: Readable | Uint8Arr
   // Aborting destroys the body, which makes the loop below throw.
   if (signal) addAbortSignal(signal, body);
   let pos = start;
-  for await (const chunk of body) {
-    const buf: Uint8Array = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+  // Network bodies arrive in 16–64 KiB chunks; one write per chunk costs a thread-pool round trip
+  // each. Coalescing into ~1 MiB writes keeps memory bounded and the disk path fast.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (!pendingBytes) return;
+    const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
     let off = 0;
     while (off < buf.byteLength) {
       const { bytesWritten } = await fh.write(buf, off, buf.byteLength - off, pos);
       off += bytesWritten;
       pos += bytesWritten;
     }
+  };
+  for await (const chunk of body) {
+    const buf: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    pending.push(buf);
+    pendingBytes += buf.byteLength;
+    if (pendingBytes >= COALESCE_BYTES) await flush();
   }
+  await flush();
   return pos - start;
 }
 

@@ -146,11 +146,10 @@ export async function resolveRepo(rr: RegistryRequest, need: Need): Promise<Repo
   const s = ctx.services;
   const { namespace, repo } = splitRepoPath(name, s.config.features.EXTENDED_REPOSITORY_NAMES);
   if (!granted(token, 'repository', name, ACTIONS[need])) {
-    if (!token || token.principal.kind === 'anonymous') {
-      rr.reply.header('WWW-Authenticate', challenge(ctx, req, `repository:${name}:${SCOPE_ACTIONS[need]}`));
-      throw new OciError('UNAUTHORIZED', 'access to the requested resource is not authorized', [{ Type: 'repository', Name: name, Action: SCOPE_ACTIONS[need] }]);
-    }
-    throw new OciError('DENIED', 'requested access to the resource is denied');
+    // Quay answers 401 with a scoped challenge to everyone, signed in or not, so clients retry
+    // the token request for exactly this scope and then report the refusal.
+    rr.reply.header('WWW-Authenticate', challenge(ctx, req, `repository:${name}:${SCOPE_ACTIONS[need]}`));
+    throw new OciError('UNAUTHORIZED', 'access to the requested resource is not authorized', [{ Type: 'repository', Name: name, Action: SCOPE_ACTIONS[need] }]);
   }
   let found = await findRepo(s, namespace, repo);
   if (found && rr.principal.kind === 'anonymous' && need === 'pull' && !found.is_public) {

@@ -217,13 +217,13 @@ test('blob DELETE unlinks an unreferenced blob and refuses a referenced one', as
   assert.equal(await errCode(refused), 'UNSUPPORTED');
 });
 
-test('pulls and pushes need the right token: 401 with a scoped challenge, 403 for a signed-in user without rights', async () => {
+test('pulls and pushes need the right token: 401 with a scoped challenge, signed in or not (as Quay)', async () => {
   const anon = await fetch(`${t.url}/v2/alice/app/blobs/uploads/`, { method: 'POST' });
   assert.equal(anon.status, 401);
   assert.equal(anon.headers.get('www-authenticate'), `Bearer realm="${t.url}/v2/auth",service="${t.host}",scope="repository:alice/app:pull,push"`);
   const denied = await bob.req('POST', '/v2/alice/app/blobs/uploads/', { scope: RW });
-  assert.equal(denied.status, 403);
-  assert.equal(await errCode(denied), 'DENIED');
+  assert.equal(denied.status, 401);
+  assert.equal(await errCode(denied), 'UNAUTHORIZED');
 });
 
 test('pushing to a repository that does not exist creates it, private by default', async () => {
@@ -251,7 +251,10 @@ test('REGISTRY_STATE readonly refuses writes with a clear error and still serves
     const c = new RegistryClient(t2.url, 'carol', 'password3');
     const token = await c.token('repository:carol/x:pull,push');
     const res = await fetch(`${t2.url}/v2/carol/x/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-    assert.equal(res.status, 403);
+    // No push is granted in read-only mode, so the write is refused at the token check.
+    assert.equal(res.status, 401);
+    const pull = await c.token('repository:carol/x:pull');
+    assert.ok(pull.length > 0);
   } finally {
     await t2.close();
   }
