@@ -13,7 +13,10 @@ fi
 if ! qs_node_ok; then
   echo "quayside: node $(node --version 2>/dev/null || echo none) is too old; installing Node 24 into .node/ ..." >&2
   mkdir -p "$QS_ROOT/.node"
-  npm install --no-save --no-package-lock --prefix "$QS_ROOT/.node" node@24 >&2
+  # A package.json of its own: node@24's install script runs a nested `npm install`, which must
+  # not climb up to the project's package.json and lock file.
+  [ -f "$QS_ROOT/.node/package.json" ] || echo '{"name":"quayside-node","private":true}' > "$QS_ROOT/.node/package.json"
+  (cd "$QS_ROOT/.node" && npm install --no-save --no-package-lock --no-audit --no-fund node@24 >&2)
   export PATH="$QS_ROOT/.node/node_modules/node/bin:$PATH"
   qs_node_ok || { echo "quayside: could not bootstrap Node 24" >&2; exit 1; }
 fi
