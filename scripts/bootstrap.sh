@@ -3,6 +3,15 @@
 # machine's node is older) and that node_modules matches package-lock.json.
 set -e
 QS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# npm reads its global npmrc from the running node's prefix: once we switch to the bootstrapped
+# node it no longer sees the system's (which may set the CA file a proxied network needs).
+if [ -z "${npm_config_cafile:-}" ] && command -v npm >/dev/null 2>&1; then
+  qs_cafile="$(npm config get cafile 2>/dev/null || true)"
+  if [ -n "$qs_cafile" ] && [ "$qs_cafile" != "null" ] && [ -f "$qs_cafile" ]; then
+    export npm_config_cafile="$qs_cafile"
+    export NODE_EXTRA_CA_CERTS="${NODE_EXTRA_CA_CERTS:-$qs_cafile}"
+  fi
+fi
 qs_node_ok() {
   command -v node >/dev/null 2>&1 || return 1
   node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=12)?0:1)'
