@@ -32,7 +32,12 @@ fi
 # Native addons must build against the running node's headers, not the machine's default.
 NODE_PKG_DIR="$QS_ROOT/.node/node_modules/node"
 [ -d "$NODE_PKG_DIR" ] && export npm_config_nodedir="$NODE_PKG_DIR"
-if [ ! -f "$QS_ROOT/node_modules/.package-lock.json" ] || [ "$QS_ROOT/package-lock.json" -nt "$QS_ROOT/node_modules/.package-lock.json" ]; then
-  echo "quayside: installing dependencies (npm ci) ..." >&2
-  (cd "$QS_ROOT" && npm ci --no-fund --no-audit >&2)
+# `npm install`, not `npm ci`: @node-rs/bcrypt lists optional per-platform packages that the
+# registry mirror here does not carry, so the lock can never list them and `npm ci` refuses it.
+# The lock still pins every version that is installed. A stamp remembers which lock was installed.
+qs_stamp="$QS_ROOT/node_modules/.quayside-lock"
+if [ ! -f "$qs_stamp" ] || ! cmp -s "$QS_ROOT/package-lock.json" "$qs_stamp"; then
+  echo "quayside: installing dependencies (npm install from package-lock.json) ..." >&2
+  (cd "$QS_ROOT" && npm install --no-fund --no-audit --prefer-offline >&2)
+  cp "$QS_ROOT/package-lock.json" "$qs_stamp"
 fi

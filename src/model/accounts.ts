@@ -33,7 +33,7 @@ export function isGlobalReadonlySuperuser(s: Services, user: Pick<User, 'usernam
 }
 
 export async function hashPassword(password: string): Promise<string> {
-  return bcryptHash(password, { cost: BCRYPT_COST });
+  return bcryptHash(password, BCRYPT_COST);
 }
 
 export function validatePassword(password: unknown): asserts password is string {
@@ -81,7 +81,7 @@ export function isUniqueViolation(e: unknown): boolean {
 /** Password check for humans; null for unknown users, disabled users or a wrong password. */
 export async function verifyPassword(s: Services, username: string, password: string): Promise<User | null> {
   const user = await findUser(s, username);
-  const hash = user?.kind === 'user' && user.password_hash ? user.password_hash : await (dummyHash ??= bcryptHash('not-a-password', { cost: BCRYPT_COST }));
+  const hash = user?.kind === 'user' && user.password_hash ? user.password_hash : await (dummyHash ??= bcryptHash('not-a-password', BCRYPT_COST));
   const ok = await bcryptVerify(password, hash).catch(() => false);
   if (!user || user.kind !== 'user' || !user.password_hash || !ok || !user.enabled) return null;
   return user;
@@ -104,16 +104,23 @@ export async function createOrganization(s: Services, name: string, owner: User,
 
 export const ROBOT_SHORTNAME_RE = NAMESPACE_RE;
 
-export async function createRobot(s: Services, owner: User, shortname: string, description = ''): Promise<{ robot: User; token: string }> {
-  if (!validNamespace(shortname) || !ROBOT_SHORTNAME_RE.test(shortname)) {
-    throw new DomainError('invalid_request', `Invalid robot account name ${shortname}`);
+export async function createRobot(
+  s: Services, owner: User, shortname: string, description = '', unstructuredMetadata: Record<string, unknown> | null = null,
+): Promise<{ robot: User; token: string }> {
+  if (!ROBOT_SHORTNAME_RE.test(shortname)) {
+    throw new DomainError('invalid_request', `The name for the robot '${shortname}' is invalid: Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$`);
+  }
+  if (!validNamespace(shortname)) {
+    throw new DomainError('invalid_request', `The name for the robot '${shortname}' is invalid: Namespace must be between 2 and 255 characters in length`);
   }
   const username = `${owner.username}+${shortname}`;
   const token = randomCode(64);
   return s.db.transaction().execute(async (tx) => {
     if (await findUser(s, username, tx)) throw new DomainError('invalid_request', `Existing robot with name: ${username}`);
+    // Quay keeps the first 255 characters of the description and {} for absent metadata.
     const robot = await tx.insertInto('users').values({
-      uuid: randomUUID(), username, kind: 'robot', robot_owner_id: owner.id, description, created_at: s.now(),
+      uuid: randomUUID(), username, kind: 'robot', robot_owner_id: owner.id, description: description.slice(0, 255),
+      metadata: JSON.stringify(unstructuredMetadata ?? {}), created_at: s.now(),
     }).returningAll().executeTakeFirstOrThrow();
     await tx.insertInto('robot_tokens').values({ robot_id: robot.id, token_enc: s.box.encrypt(token), token_hash: sha256Hex(token) }).execute();
     return { robot, token };
@@ -153,7 +160,8 @@ export async function verifyAppToken(s: Services, token: string): Promise<User |
   if (!row || (row.expires_at !== null && row.expires_at <= s.now())) return null;
   if (!safeEqual(s.box.decrypt(row.token_secret_enc), token.slice(60))) return null;
   const user = await findUserById(s, row.user_id);
-  if (!user || !user.enabled) return null;
+  // A disabled account, or one a superuser turned into an organization, no longer signs in.
+  if (!user || !user.enabled || user.kind !== 'user') return null;
   await s.db.updateTable('app_tokens').set({ last_accessed: s.now() }).where('id', '=', row.id).execute();
   return user;
 }
@@ -178,7 +186,7 @@ export async function verifyOAuthToken(s: Services, token: string): Promise<{ us
   if (!row || (row.expires_at !== null && row.expires_at <= s.now())) return null;
   if (!safeEqual(row.token_hash, sha256Hex(token.slice(20)))) return null;
   const user = await findUserById(s, row.user_id);
-  if (!user || !user.enabled) return null;
+  if (!user || !user.enabled || user.kind !== 'user') return null;
   return { user, scopes: row.scope.split(/[\s,]+/).filter(Boolean) };
 }
 
