@@ -38,6 +38,8 @@ NODE_PKG_DIR="$QS_ROOT/.node/node_modules/node"
 qs_stamp="$QS_ROOT/node_modules/.quayside-lock"
 if [ ! -f "$qs_stamp" ] || ! cmp -s "$QS_ROOT/package-lock.json" "$qs_stamp"; then
   echo "quayside: installing dependencies (npm install from package-lock.json) ..." >&2
-  (cd "$QS_ROOT" && npm install --no-fund --no-audit --prefer-offline >&2)
+  # --ignore-scripts: better-sqlite3 loads the prebuilt binary it ships; its node-gyp fallback
+  # would need Node headers. Nothing else we depend on needs an install script.
+  (cd "$QS_ROOT" && npm install --no-fund --no-audit --prefer-offline --ignore-scripts >&2)
   cp "$QS_ROOT/package-lock.json" "$qs_stamp"
 fi
