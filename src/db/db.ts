@@ -8,6 +8,8 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 import { migration0001 } from './migrations/0001_initial.ts';
+import { migration0002 } from './migrations/0002_tag_reversion.ts';
+import { migration0003 } from './migrations/0003_sessions.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type DB = Kysely<Database>;
@@ -53,7 +55,7 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
 function provider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
-      return { '0001_initial': migration0001(dialect) };
+      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect) };
     },
   };
 }

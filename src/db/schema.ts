@@ -55,7 +55,7 @@ export interface ManifestBlobsTable { manifest_id: number; blob_id: number; repo
 export interface ManifestChildrenTable { manifest_id: number; child_id: number; repository_id: number }
 export interface TagsTable {
   id: Id; repository_id: number; name: string; manifest_id: number; lifetime_start: number; lifetime_end: number | null;
-  hidden: Flag; immutable: Flag;
+  hidden: Flag; immutable: Flag; reversion: Flag;
 }
 export interface LabelsTable { id: Id; uuid: string; manifest_id: number; key: string; value: string; media_type: string; source_type: string; created_at: number }
 export interface LogsTable {
@@ -102,6 +102,8 @@ export interface JobsTable {
   attempts: Generated<number>; max_attempts: Generated<number>; last_error: string | null; created_at: number;
 }
 
+export interface SessionsTable { id: Id; token_hash: string; user_id: number; login_time: number; created_at: number; expires_at: number }
+
 export interface Database {
   users: UsersTable; robot_tokens: RobotTokensTable; robot_federation: RobotFederationTable; federated_logins: FederatedLoginsTable;
   teams: TeamsTable; team_members: TeamMembersTable; team_invites: TeamInvitesTable; team_sync: TeamSyncTable;
@@ -115,5 +117,5 @@ export interface Database {
   mirror_configs: MirrorConfigsTable; org_mirror_configs: OrgMirrorConfigsTable; proxy_cache_configs: ProxyCacheConfigsTable;
   repo_notifications: RepoNotificationsTable; user_notifications: UserNotificationsTable; build_triggers: BuildTriggersTable;
   builds: BuildsTable; security_scans: SecurityScansTable; service_keys: ServiceKeysTable; messages: MessagesTable;
-  settings: SettingsTable; jobs: JobsTable;
+  settings: SettingsTable; jobs: JobsTable; sessions: SessionsTable;
 }

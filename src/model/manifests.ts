@@ -8,6 +8,7 @@ import { parseManifest, effectiveArtifactType, LIST_TYPES, type ParsedManifest }
 import { aliveAt, ensureHiddenTag, lockRepository, setTag, type TagChange } from './tags.ts';
 import { logAction } from './logs.ts';
 import { TAG_RE, DIGEST_RE, parseDigest } from './names.ts';
+import { applyConfigLabels } from './labels.ts';
 import type { Repo } from './repositories.ts';
 
 export interface StoredManifest {
@@ -73,7 +74,7 @@ export async function putManifest(
       throw new DomainError('manifest_blob_unknown', 'index references a manifest unknown to this repository', { digest: missing });
     }
 
-    const manifestId = await insertManifest(s, tx, repo.id, digest, bytes, parsed);
+    const { id: manifestId, created } = await insertManifest(s, tx, repo.id, digest, bytes, parsed);
     if (blobs.length) {
       await tx.insertInto('manifest_blobs').values(blobs.map((b) => ({ manifest_id: manifestId, blob_id: b.id, repository_id: repo.id })))
         .onConflict((oc) => oc.columns(['manifest_id', 'blob_id']).doNothing()).execute();
@@ -90,14 +91,23 @@ export async function putManifest(
       namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip,
       metadata: { repo: repo.name, namespace: repo.namespace, ...(kind === 'tag' ? { tag: ref } : {}), manifest_digest: digest },
     }, tx);
-    return { tagChange };
+    return { tagChange, manifestId, created };
   });
+  // Quay reads labels only when the manifest is first stored; a re-push or re-tag keeps them.
+  if (result.created && parsed.config && IMAGE_CONFIG_TYPES.includes(parsed.config.mediaType)) {
+    await applyConfigLabels(s, repo.id, { id: result.manifestId, configDigest: parsed.config.digest, configSize: parsed.config.size });
+  }
   return { digest, subject: parsed.subject?.digest ?? null, tagChange: result.tagChange };
 }
 
-async function insertManifest(s: Services, tx: Parameters<typeof lockRepository>[1], repoId: number, digest: string, bytes: Uint8Array, p: ParsedManifest): Promise<number> {
+/** Config media types whose blob is an image config (labels, history); artifacts' are not read. */
+const IMAGE_CONFIG_TYPES = ['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json'];
+
+async function insertManifest(
+  s: Services, tx: Parameters<typeof lockRepository>[1], repoId: number, digest: string, bytes: Uint8Array, p: ParsedManifest,
+): Promise<{ id: number; created: boolean }> {
   const existing = await tx.selectFrom('manifests').select('id').where('repository_id', '=', repoId).where('digest', '=', digest).executeTakeFirst();
-  if (existing) return existing.id;
+  if (existing) return { id: existing.id, created: false };
   const layersSize = p.isList ? null : p.layers.reduce((n, l) => n + l.size, 0);
   const row = await tx.insertInto('manifests').values({
     repository_id: repoId, digest, media_type: p.mediaType, bytes: Buffer.from(bytes), size: bytes.length,
@@ -105,8 +115,8 @@ async function insertManifest(s: Services, tx: Parameters<typeof lockRepository>
     subject_digest: p.subject?.digest ?? null, annotations: p.annotations ? JSON.stringify(p.annotations) : null,
     layers_size: layersSize, created_at: s.now(),
   }).onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).returning('id').executeTakeFirst();
-  if (row) return row.id;
-  return (await tx.selectFrom('manifests').select('id').where('repository_id', '=', repoId).where('digest', '=', digest).executeTakeFirstOrThrow()).id;
+  if (row) return { id: row.id, created: true };
+  return { id: (await tx.selectFrom('manifests').select('id').where('repository_id', '=', repoId).where('digest', '=', digest).executeTakeFirstOrThrow()).id, created: false };
 }
 
 function toStored(row: { id: number; digest: string; media_type: string; bytes: Uint8Array; size: number }): StoredManifest {

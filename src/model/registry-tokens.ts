@@ -1,6 +1,9 @@
 // Quay-style registry bearer tokens: RS256 JWTs signed with the instance service key, which lives
 // in the database (private part encrypted) so every replica signs and verifies with the same key.
 // Verification uses only keys held in memory: never the token's own jwk/jku/x5u/x5c headers.
+// Trusted keys are the approved, unexpired service keys of the registry's own service (Quay's
+// INSTANCE_SERVICE_KEY_SERVICE), reloaded at most every KEY_REFRESH_MS, and at once on this
+// replica when a service key changes (src/model/service-keys.ts calls refresh()).
 import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify, generateKeyPair, exportJWK, importJWK, decodeProtectedHeader, calculateJwkThumbprint, type JWK } from 'jose';
 import type { Principal, Services } from './context.ts';
@@ -24,11 +27,20 @@ export interface VerifiedToken {
 }
 
 type SigningKey = { kid: string; privateKey: CryptoKey };
+type Verifier = { key: CryptoKey; expiresAt: number | null };
+
+/** How stale the trusted-key set may get before a verification reloads it (deletions on other replicas). */
+export const KEY_REFRESH_MS = 30_000;
 
 export class RegistryKeys {
   private signing: SigningKey | null = null;
-  private readonly verifiers = new Map<string, CryptoKey>();
+  private verifiers = new Map<string, Verifier>();
   private lastRefresh = 0;
+  private refreshing: Promise<void> | null = null;
+  // Refreshes can overlap (a periodic one and one after a key change): a reload that started
+  // earlier must not overwrite the result of one that started later.
+  private started = 0;
+  private applied = 0;
 
   private readonly s: Services;
   constructor(s: Services) {
@@ -58,26 +70,52 @@ export class RegistryKeys {
   }
 
   async refresh(): Promise<void> {
+    const generation = ++this.started;
     const kidRow = await this.s.db.selectFrom('settings').select('value').where('key', '=', 'instance_service_key_kid').executeTakeFirstOrThrow();
-    const keys = await this.s.db.selectFrom('service_keys').selectAll().execute();
+    const keys = await this.s.db.selectFrom('service_keys').selectAll().where('service', '=', SERVICE).execute();
     const now = this.s.now();
-    this.verifiers.clear();
+    // Built aside and swapped in whole, so concurrent verifications never see a half-loaded set.
+    const verifiers = new Map<string, Verifier>();
+    let signing = this.signing;
     for (const k of keys) {
       if (k.expires_at !== null && k.expires_at <= now) continue;
       if (k.approval === null) continue; // unapproved keys are not trusted
       const jwk = JSON.parse(k.jwk) as JWK;
       try {
-        this.verifiers.set(k.kid, (await importJWK({ ...jwk, alg: 'RS256' }, 'RS256')) as CryptoKey);
+        verifiers.set(k.kid, { key: (await importJWK({ ...jwk, alg: 'RS256' }, 'RS256')) as CryptoKey, expiresAt: k.expires_at });
       } catch {
         this.s.log.warn({ kid: k.kid }, 'service key is not a usable RS256 key; ignored');
       }
-      if (k.kid === kidRow.value && k.private_jwk_enc) {
+      if (k.kid === kidRow.value && k.private_jwk_enc && signing?.kid !== k.kid) {
         const priv = JSON.parse(this.s.box.decrypt(k.private_jwk_enc)) as JWK;
-        this.signing = { kid: k.kid, privateKey: (await importJWK(priv, 'RS256')) as CryptoKey };
+        signing = { kid: k.kid, privateKey: (await importJWK(priv, 'RS256')) as CryptoKey };
       }
     }
-    if (!this.signing) throw new Error('instance service key missing: the database and DATABASE_SECRET_KEY do not match');
+    if (!signing) throw new Error('instance service key missing: the database and DATABASE_SECRET_KEY do not match');
+    if (generation < this.applied) return;
+    this.applied = generation;
+    this.verifiers = verifiers;
+    this.signing = signing;
     this.lastRefresh = now;
+  }
+
+  /** Reloads when the set is older than KEY_REFRESH_MS; a failed reload keeps the cached set for another period. */
+  private async refreshIfStale(): Promise<void> {
+    if (this.s.now() - this.lastRefresh <= KEY_REFRESH_MS) return;
+    this.refreshing ??= this.refresh()
+      .catch((err: unknown) => {
+        this.lastRefresh = this.s.now();
+        this.s.log.warn({ err }, 'reloading service keys failed; keeping the cached keys');
+      })
+      .finally(() => { this.refreshing = null; });
+    await this.refreshing;
+  }
+
+  /** Whether a key id is currently trusted (approved, unexpired, not deleted as of the last refresh). */
+  async trusts(kid: string): Promise<boolean> {
+    await this.refreshIfStale();
+    const v = this.verifiers.get(kid);
+    return !!v && (v.expiresAt === null || v.expiresAt > this.s.now());
   }
 
   get kid(): string {
@@ -104,15 +142,12 @@ export class RegistryKeys {
       return null;
     }
     if (!kid) return null;
-    let key = this.verifiers.get(kid);
-    if (!key && this.s.now() - this.lastRefresh > 30_000) {
-      // A key created or approved on another replica.
-      await this.refresh();
-      key = this.verifiers.get(kid);
-    }
-    if (!key) return null;
+    // Also picks up keys created, approved, expired or deleted on another replica.
+    await this.refreshIfStale();
+    const entry = this.verifiers.get(kid);
+    if (!entry || (entry.expiresAt !== null && entry.expiresAt <= this.s.now())) return null;
     try {
-      const { payload } = await jwtVerify(token, key, { algorithms: ['RS256'], issuer: ISSUER, audience, clockTolerance: 30, currentDate: new Date(this.s.now()) });
+      const { payload } = await jwtVerify(token, entry.key, { algorithms: ['RS256'], issuer: ISSUER, audience, clockTolerance: 30, currentDate: new Date(this.s.now()) });
       const access = Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [];
       return { sub: String(payload.sub), access, principal: principalFromContext(payload.context as TokenContext | undefined, String(payload.sub)) };
     } catch {

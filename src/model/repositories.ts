@@ -80,13 +80,17 @@ async function applyPrototypes(s: Services, tx: Transaction<Database>, ns: { id:
   const protos = await tx.selectFrom('permission_prototypes').selectAll().where('org_id', '=', ns.id)
     .where((eb) => eb.or([eb('activating_user_id', 'is', null), ...(creatorId !== null ? [eb('activating_user_id', '=', creatorId)] : [])]))
     .execute();
-  // Several prototypes may name the same delegate: the strongest role wins.
+  // Several prototypes may name the same delegate: as in Quay, one written for this creator
+  // overrides one for anyone; between equally specific ones the strongest role wins.
   const rank = { read: 1, write: 2, admin: 3 } as const;
-  const best = new Map<string, { user_id: number | null; team_id: number | null; role: 'read' | 'write' | 'admin' }>();
+  const best = new Map<string, { user_id: number | null; team_id: number | null; role: 'read' | 'write' | 'admin'; specific: boolean }>();
   for (const p of protos) {
     const key = p.delegate_user_id !== null ? `u${p.delegate_user_id}` : `t${p.delegate_team_id}`;
     const cur = best.get(key);
-    if (!cur || rank[p.role] > rank[cur.role]) best.set(key, { user_id: p.delegate_user_id, team_id: p.delegate_team_id, role: p.role });
+    const specific = p.activating_user_id !== null;
+    if (!cur || (specific && !cur.specific) || (specific === cur.specific && rank[p.role] > rank[cur.role])) {
+      best.set(key, { user_id: p.delegate_user_id, team_id: p.delegate_team_id, role: p.role, specific });
+    }
   }
   for (const g of best.values()) {
     await tx.insertInto('repo_permissions').values({ repository_id: repoId, user_id: g.user_id, team_id: g.team_id, role: g.role }).execute();

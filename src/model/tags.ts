@@ -22,11 +22,18 @@ export async function lockRepository(s: Services, tx: Tx, repoId: number): Promi
 
 export type TagChange = 'created' | 'moved' | 'unchanged';
 
+export interface SetTagOptions {
+  /** A time-machine restore: the new lifetime is marked as a reversion (Quay's Tag.reversion). */
+  reversion?: boolean;
+  /** Extra create_tag/move_tag metadata, or null when the caller logs the change itself. */
+  logMetadata?: Record<string, unknown> | null;
+}
+
 /** Points `name` at the manifest, ending the previous lifetime. Call inside a transaction that
  * holds lockRepository. */
 export async function setTag(
   s: Services, tx: Tx, repo: { id: number; namespace_id: number; name: string; namespace: string }, name: string, manifest: { id: number; digest: string },
-  performer: Principal, ip: string | null,
+  performer: Principal, ip: string | null, opts: SetTagOptions = {},
 ): Promise<TagChange> {
   const now = s.now();
   const current = await tx.selectFrom('tags').innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
@@ -36,9 +43,16 @@ export async function setTag(
   if (current && current.manifest_id === manifest.id) return 'unchanged';
   if (current?.immutable) throw new DomainError('tag_immutable', `tag ${name} is immutable`);
   if (current) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', current.id).execute();
-  await tx.insertInto('tags').values({ repository_id: repo.id, name, manifest_id: manifest.id, lifetime_start: now, lifetime_end: null, hidden: 0, immutable: 0 }).execute();
-  const meta = { repo: repo.name, namespace: repo.namespace, tag: name, manifest_digest: manifest.digest, ...(current ? { original_manifest_digest: current.digest } : {}) };
-  await logAction(s, current ? 'move_tag' : 'create_tag', { namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip, metadata: meta }, tx);
+  await tx.insertInto('tags').values({
+    repository_id: repo.id, name, manifest_id: manifest.id, lifetime_start: now, lifetime_end: null, hidden: 0, immutable: 0, reversion: opts.reversion ? 1 : 0,
+  }).execute();
+  if (opts.logMetadata !== null) {
+    const meta = {
+      ...(opts.logMetadata ?? {}), repo: repo.name, namespace: repo.namespace, tag: name, manifest_digest: manifest.digest,
+      ...(current ? { original_manifest_digest: current.digest } : {}),
+    };
+    await logAction(s, current ? 'move_tag' : 'create_tag', { namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip, metadata: meta }, tx);
+  }
   return current ? 'moved' : 'created';
 }
 
@@ -66,10 +80,21 @@ export async function findLiveTag(s: Services, repoId: number, name: string): Pr
     .where('hidden', '=', 0).where(aliveAt(s.now())).executeTakeFirst();
 }
 
+export interface DeleteTagOptions {
+  /** Runs under the repository lock before anything changes (e.g. the API's repository-state check). */
+  guard?: (tx: Tx) => Promise<void>;
+  /** Extra delete_tag metadata. */
+  logMetadata?: Record<string, unknown>;
+}
+
 /** Ends the tag's lifetime (it stays in history for the time machine). */
-export async function deleteTag(s: Services, repo: { id: number; namespace_id: number; name: string; namespace: string }, name: string, performer: Principal, ip: string | null): Promise<void> {
+export async function deleteTag(
+  s: Services, repo: { id: number; namespace_id: number; name: string; namespace: string }, name: string, performer: Principal, ip: string | null,
+  opts: DeleteTagOptions = {},
+): Promise<void> {
   await s.db.transaction().execute(async (tx) => {
     await lockRepository(s, tx, repo.id);
+    if (opts.guard) await opts.guard(tx);
     const now = s.now();
     const tag = await tx.selectFrom('tags').innerJoin('manifests', 'manifests.id', 'tags.manifest_id')
       .select(['tags.id', 'tags.immutable', 'manifests.digest']).where('tags.repository_id', '=', repo.id).where('tags.name', '=', name)
@@ -77,7 +102,10 @@ export async function deleteTag(s: Services, repo: { id: number; namespace_id: n
     if (!tag) throw new DomainError('manifest_unknown', `tag ${name} not found`, { tag: name });
     if (tag.immutable) throw new DomainError('tag_immutable', `tag ${name} is immutable`);
     await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', tag.id).execute();
-    await logAction(s, 'delete_tag', { namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip, metadata: { repo: repo.name, namespace: repo.namespace, tag: name, manifest_digest: tag.digest } }, tx);
+    await logAction(s, 'delete_tag', {
+      namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip,
+      metadata: { ...(opts.logMetadata ?? {}), repo: repo.name, namespace: repo.namespace, tag: name, manifest_digest: tag.digest },
+    }, tx);
   });
 }
 

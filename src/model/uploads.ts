@@ -107,6 +107,10 @@ export async function appendUpload(s: Services, session: UploadSession, body: Re
       },
     });
     body.on('error', (e) => meter.destroy(e));
+    // The driver consuming `meter` gets its errors; but once it has stopped reading, pipe() would
+    // re-emit a late 'error' with no listener left: an uncaught exception that kills the process
+    // (one PATCH whose body outruns its Content-Range did). Keep a listener for good.
+    meter.on('error', () => {});
     body.pipe(meter);
     let newSize: number;
     try {

@@ -12,6 +12,7 @@ import type { HttpContext } from '../http/context.ts';
 import { registerRegistry } from '../http/registry/index.ts';
 import { registerApi } from '../http/api/index.ts';
 import { registerOps } from '../http/ops/index.ts';
+import { registerWebOAuth } from '../http/web/oauth.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { flushPullLogs } from '../model/pull-log.ts';
 
@@ -75,6 +76,7 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
   await registerOps(fastify, ctx);
   await registerRegistry(fastify, ctx);
   await registerApi(fastify, ctx);
+  await registerWebOAuth(fastify, ctx);
 
   let workers: Workers | null = null;
   const runWorkers = opts.workers ?? config.workersEnabled;

@@ -4,6 +4,7 @@ import type { Services } from '../model/context.ts';
 import { expireAbandonedUploads } from '../model/upload-expiry.ts';
 import { collectGarbage, sweepOrphanObjects } from '../model/gc.ts';
 import { startRunner, type Handlers, type RunnerOptions } from './runner.ts';
+import { exportLogsHandlers } from './export-logs.ts';
 
 export interface Workers {
   stop(): Promise<void>;
@@ -38,6 +39,7 @@ export function workerHandlers(s: Services): Handlers {
       const swept = await sweepOrphanObjects(s, signal);
       if (swept) log.info({ swept }, 'orphan storage objects removed');
     },
+    ...exportLogsHandlers(s),
   };
 }
 

@@ -97,7 +97,7 @@ async function launch(work: string, storageDir: string, port: number, opts: Dist
   };
   if (opts.htpasswd) {
     const file = join(work, 'htpasswd');
-    const lines = Object.entries(opts.htpasswd).map(([u, p]) => `${u}:${hashSync(p, { cost: 4, version: '2y' })}`);
+    const lines = Object.entries(opts.htpasswd).map(([u, p]) => `${u}:${hashSync(p, 4)}`);
     await writeFile(file, lines.join('\n') + '\n');
     config.auth = { htpasswd: { realm: 'distribution', path: file } };
   }

@@ -9,6 +9,7 @@ import type { HttpContext } from '../context.ts';
 import { ANONYMOUS, principalFor, type Principal } from '../../model/context.ts';
 import { isSuperuser, verifyOAuthToken } from '../../model/accounts.ts';
 import { ApiError } from './errors.ts';
+import { readSession, sessionIsFresh } from '../session-cookie.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,14 +46,14 @@ function bearerToken(req: FastifyRequest): string | null {
 }
 
 /**
- * Hook for cookie sessions (web UI login, `POST /api/v1/signin`). A later issue implements it:
- * read and verify the session cookie here and return the user's principal with via 'session';
- * that issue must also add the CSRF check for session-authenticated non-GET requests (Quay skips
- * CSRF for bearer tokens, which is why bearer auth never reaches this function).
+ * Cookie sessions (web UI login, `POST /api/v1/signin`): a valid session cookie makes its user the
+ * caller, with via 'session'. The CSRF check for session-authenticated non-GET requests lives in
+ * ./csrf.ts; bearer auth never reaches this function, which is how Quay skips CSRF for tokens.
  */
 export async function resolveSession(ctx: HttpContext, req: FastifyRequest): Promise<Principal | null> {
-  void ctx; void req;
-  return null;
+  const st = await readSession(ctx, req);
+  if (!st.user) return null;
+  return principalFor(st.user, 'session', { superuser: isSuperuser(ctx.services, st.user) });
 }
 
 /** The caller of an API (or health/ops) request. Never throws for bad credentials. */
@@ -92,4 +93,17 @@ export function unauthorized(req: FastifyRequest): ApiError {
   return p.kind === 'anonymous'
     ? new ApiError('invalid_token', 'Requires authentication')
     : new ApiError('insufficient_scope', 'Unauthorized');
+}
+
+/**
+ * Quay's require_fresh_login, for endpoints marked fresh-login: a session whose password check is
+ * older than FRESH_LOGIN_TIMEOUT (10m) gets 401 fresh_login_required until POST /api/v1/signin/verify.
+ * OAuth tokens count as fresh (Quay's rule), and so do users without a password. Call it after the
+ * permission check, as Quay's decorator order does.
+ */
+export async function requireFreshLogin(ctx: HttpContext, req: FastifyRequest): Promise<void> {
+  const p = req.principal ?? ANONYMOUS;
+  if (p.kind !== 'user') throw unauthorized(req);
+  if (p.via !== 'session') return;
+  if (!(await sessionIsFresh(ctx, req))) throw new ApiError('fresh_login_required', 'Requires fresh login');
 }

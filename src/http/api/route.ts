@@ -3,14 +3,24 @@
 // ('/user/robots/{robot_shortname}', relative to /api/v1), nicknames are Quay's operationIds.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RawServerDefault } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import { Type, type Static, type TSchema, type TUnsafe } from 'typebox';
 import type { HttpContext } from '../context.ts';
 import { PlainError, READONLY_MESSAGE } from './abort.ts';
 import { hasScope, requireScope } from './auth.ts';
+import { joinRepositoryParam, repositoryVariants } from './repo-path.ts';
 
-/** The Fastify instance type Quayside builds (pino logger), as seen by the HTTP faces. */
-export type AppInstance = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
+/** The Fastify instance type as seen by the HTTP faces. */
+// The logger parameter is left open: the root instance carries pino's Logger, encapsulated
+// plugin instances the base logger type, and the two are not mutually assignable.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AppInstance = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, any>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Quay's nickname of the operation served by the route (null: kept out of discovery). */
+    nickname?: string | null;
+  }
+}
 
 type StaticOr<T, D> = T extends TSchema ? Static<T> : D;
 
@@ -57,7 +67,8 @@ export interface RouteSpec<B extends TSchema | undefined, Q extends TSchema | un
   responseName?: string;
   /** Success status (default 200). */
   status?: number;
-  handler(req: ApiRequest<B, Q, P>, reply: FastifyReply, env: ApiEnv): Promise<StaticOr<R, unknown> | FastifyReply | void>;
+  /** Returns the success body (serialized with `response`), or the reply when it sent one itself. */
+  handler(req: ApiRequest<B, Q, P>, reply: FastifyReply, env: ApiEnv): Promise<unknown>;
 }
 
 // The registry stores routes with their generics erased; defineRoute keeps handlers typed.
@@ -118,9 +129,10 @@ export class ApiRouter {
     this.routes.push(spec);
     const status = spec.status ?? 200;
     const env = this.env;
-    this.app.route({
+    for (const variant of repositoryVariants(spec.path)) this.app.route({
       method: spec.method,
-      url: toFastifyPath(spec.path),
+      url: toFastifyPath(variant.path),
+      ...(variant.segments ? { preValidation: async (req: FastifyRequest) => joinRepositoryParam(req, variant.segments) } : {}),
       schema: {
         ...(spec.body ? { body: spec.body } : {}),
         ...(spec.querystring ? { querystring: spec.querystring } : {}),

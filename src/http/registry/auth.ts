@@ -67,8 +67,8 @@ export async function tokenEndpoint(ctx: HttpContext, req: FastifyRequest, reply
 }
 
 // Verified tokens, so the hot path skips the RSA check on repeat requests. Bounded; entries die
-// with the token.
-const cache = new Map<string, { v: VerifiedToken; exp: number }>();
+// with the token, or as soon as its signing key is no longer trusted (deleted or expired).
+const cache = new Map<string, { v: VerifiedToken; exp: number; kid: string }>();
 const CACHE_MAX = 10_000;
 
 export async function bearer(ctx: HttpContext, req: FastifyRequest): Promise<VerifiedToken | null> {
@@ -77,12 +77,13 @@ export async function bearer(ctx: HttpContext, req: FastifyRequest): Promise<Ver
   const token = h.replace(/^Bearer\s+/i, '').trim();
   const now = Date.now();
   const hit = cache.get(token);
-  if (hit && hit.exp > now) return hit.v;
+  if (hit && hit.exp > now && await ctx.keys.trusts(hit.kid)) return hit.v;
+  if (hit) cache.delete(token);
   const v = await ctx.keys.verify(token, tokenAudience(ctx));
   if (!v) throw new OciError('UNAUTHORIZED', 'invalid or expired token');
   if (cache.size >= CACHE_MAX) cache.clear();
-  const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number };
-  cache.set(token, { v, exp: Math.min(payload.exp * 1000, now + 300_000) });
+  const [header, body] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>);
+  cache.set(token, { v, exp: Math.min(Number(body!.exp) * 1000, now + 300_000), kid: String(header!.kid) });
   return v;
 }
 

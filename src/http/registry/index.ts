@@ -60,6 +60,7 @@ export async function registerRegistry(app: FastifyInstance, ctx: HttpContext): 
     v2.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
     v2.setErrorHandler((err, req, reply) => {
+      releaseBody(req);
       if (err instanceof OciError) {
         if (err.status === 401 && !reply.hasHeader('WWW-Authenticate')) reply.header('WWW-Authenticate', challenge(ctx, req));
         return sendOciError(reply, err);
@@ -132,6 +133,24 @@ export async function registerRegistry(app: FastifyInstance, ctx: HttpContext): 
       },
     });
   });
+}
+
+// Past this much, a refused body is not worth reading: the connection is closed instead.
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
+/** A request refused while its body was half read (a PATCH longer than its Content-Range, a
+ * session found inconsistent) leaves that body paused: the client's next request on the same
+ * keep-alive connection would wait behind it until the server's timeout. Discard the rest. */
+function releaseBody(req: FastifyRequest): void {
+  const raw = req.raw;
+  if (raw.complete || raw.destroyed || raw.readableEnded) return;
+  raw.unpipe();
+  let drained = 0;
+  raw.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_LIMIT) raw.destroy();
+  });
+  raw.resume();
 }
 
 export type Need = 'pull' | 'push' | 'delete';

@@ -36,10 +36,11 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
 async function readLimited(stream: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of stream) {
+  // Not destroyed on the way out: the 413 must still reach the client (the registry error
+  // handler discards the rest of the body).
+  for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;
     if (total > limit) {
-      stream.destroy();
       throw new OciError('MANIFEST_INVALID', `manifest is larger than ${limit} bytes`, undefined, 413);
     }
     chunks.push(chunk as Buffer);

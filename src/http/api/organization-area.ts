@@ -1,0 +1,13 @@
+// Quay API v1 organizations, teams, robots, repository permissions, default permissions and
+// entity search, mounted together.
+import type { AnyRoute } from './route.ts';
+import { organizationRoutes } from './organization.ts';
+import { teamRoutes } from './team.ts';
+import { robotRoutes } from './robot.ts';
+import { permissionRoutes } from './permission.ts';
+import { prototypeRoutes } from './prototype.ts';
+import { entitiesRoutes } from './entities.ts';
+
+export const organizationAreaRoutes: AnyRoute[] = [
+  ...organizationRoutes, ...teamRoutes, ...robotRoutes, ...permissionRoutes, ...prototypeRoutes, ...entitiesRoutes,
+];

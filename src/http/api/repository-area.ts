@@ -1,0 +1,8 @@
+// Quay API v1 repositories, tags, manifests and labels, mounted together.
+import type { AnyRoute } from './route.ts';
+import { repositoryRoutes } from './repository.ts';
+import { tagRoutes } from './tag.ts';
+import { manifestRoutes } from './manifest.ts';
+import { labelRoutes } from './label.ts';
+
+export const repositoryAreaRoutes: AnyRoute[] = [...repositoryRoutes, ...tagRoutes, ...manifestRoutes, ...labelRoutes];
