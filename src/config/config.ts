@@ -62,6 +62,8 @@ const FEATURE_DEFAULTS: Features = {
   REFERRERS_API: true,
   USERNAME_CONFIRMATION: true,
   ASSIGN_OAUTH_TOKEN: true,
+  LOG_EXPORT: true,
+  AGGREGATED_LOG_COUNT_RETRIEVAL: true,
 };
 
 export interface QuaysideConfig {
