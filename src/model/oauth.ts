@@ -186,7 +186,7 @@ export async function alreadyAuthorized(s: Services, app: OAuthApplication, user
   const rows = await s.db.selectFrom('oauth_access_tokens').select('scope')
     .where('application_id', '=', app.id).where('user_id', '=', userId)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', s.now())])).execute();
-  return rows.length > 0 && scopesCover(rows.map((r) => r.scope).join(','), scope);
+  return rows.length > 0 && parseScopes(scope).length > 0 && scopesCover(rows.map((r) => r.scope).join(','), scope);
 }
 
 async function findAssignment(s: Services, uuid: string | null | undefined, userId: number, appId: number): Promise<OAuthAssignment | undefined> {
@@ -260,9 +260,10 @@ export async function exchangeCode(
     const scope = input.scope ?? row.scope;
     if (parseScopes(scope).length === 0) return { ok: false, error: 'invalid_scope' } as const;
     if (scope !== row.scope) return { ok: false, error: 'invalid_grant' } as const;
-    const user = await findUserById(s, data.user_id);
-    if (!user || user.kind !== 'user' || !user.enabled) return { ok: false, error: 'invalid_grant' } as const;
+    // Every query below runs on the transaction: SQLite has a single connection.
     const ts: Services = { ...s, db: tx };
+    const user = await findUserById(ts, data.user_id);
+    if (!user || user.kind !== 'user' || !user.enabled) return { ok: false, error: 'invalid_grant' } as const;
     const { uuid, token } = await createOAuthToken(ts, app.id, user, parseScopes(scope).join(' '), TOKEN_EXPIRES_IN);
     if (data.assignment_uuid) await tx.deleteFrom('oauth_assigned_tokens').where('uuid', '=', data.assignment_uuid).where('assigned_user_id', '=', user.id).execute();
     await recordGrant(ts, { user, app, scope, ip: input.ip }, uuid, 'code');

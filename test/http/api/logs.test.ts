@@ -253,7 +253,7 @@ describe('aggregated logs', () => {
   });
 
   test('the features gate the routes: off means plain 404', async () => {
-    const off = await createWorld();
+    const off = await createWorld({ FEATURE_LOG_EXPORT: false, FEATURE_AGGREGATED_LOG_COUNT_RETRIEVAL: false });
     try {
       assert.equal((await off.api('GET', '/user/aggregatelogs', { scopes: ['user:admin'] })).status, 404);
       assert.equal((await off.api('POST', '/user/exportlogs', { scopes: ['user:admin'], body: {} })).status, 404);

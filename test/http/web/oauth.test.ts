@@ -75,7 +75,8 @@ describe('OAuth authorization flows', () => {
 
   test('the redirect URI must match exactly; mismatches never redirect to the unverified URI', async () => {
     for (const bad of [`${CB}/extra`, `${CB}?x=1`, 'http://app.example.com/cb', 'https://APP.example.com/cb', 'https://app.example.com/c', `${CB}/../cb`]) {
-      const r = await admin.request('GET', `/oauth/authorize?${q(fields({ redirect_uri: bad }))}`);
+      // (repo:admin was never granted: an already-granted scope would skip the consent step and answer 400.)
+      const r = await admin.request('GET', `/oauth/authorize?${q(fields({ redirect_uri: bad, scope: 'repo:admin' }))}`);
       assert.equal(r.status, 302, bad);
       assert.equal(r.headers.get('location'), `${CB}?error=redirect_uri_mismatch&state=st-123`, bad);
       const post = await admin.request('POST', '/oauth/authorizeapp', { form: { ...fields({ redirect_uri: bad }), _csrf_token: admin.csrf! } });
