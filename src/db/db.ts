@@ -10,6 +10,7 @@ import type { Database } from './schema.ts';
 import { migration0001 } from './migrations/0001_initial.ts';
 import { migration0002 } from './migrations/0002_tag_reversion.ts';
 import { migration0003 } from './migrations/0003_sessions.ts';
+import { migration0004 } from './migrations/0004_upload_claim.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type DB = Kysely<Database>;
@@ -55,7 +56,7 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
 function provider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
-      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect) };
+      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004() };
     },
   };
 }

@@ -45,7 +45,7 @@ export interface AppTokensTable {
 }
 export interface BlobsTable { id: Id; digest: string; size: number; created_at: number }
 export interface RepoBlobsTable { repository_id: number; blob_id: number; created_at: number; expires_at: number | null }
-export interface UploadsTable { uuid: string; repository_id: number; principal: string; size: Generated<number>; created_at: number; updated_at: number }
+export interface UploadsTable { uuid: string; repository_id: number; principal: string; size: Generated<number>; created_at: number; updated_at: number; claimed_until?: number | null }
 export interface ManifestsTable {
   id: Id; repository_id: number; digest: string; media_type: string; bytes: Uint8Array; size: number;
   config_digest: string | null; config_media_type: string | null; artifact_type: string | null; subject_digest: string | null;

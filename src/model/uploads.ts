@@ -95,6 +95,45 @@ export async function appendUpload(s: Services, session: UploadSession, body: Re
     if (opts.rangeStart !== undefined && opts.rangeStart !== offset) {
       throw new DomainError('range_invalid', `chunk starts at ${opts.rangeStart} but the upload has ${offset} bytes`, { size: offset });
     }
+    const release = await claimSession(s, session.uuid, offset);
+    try {
+      return await appendClaimed(s, session, body, offset, opts);
+    } finally {
+      await release();
+    }
+  });
+}
+
+// A claim lapses this long after its last heartbeat, so a crashed writer blocks its session for
+// seconds, not for the length of an upload; a live writer renews it while its body streams.
+const CLAIM_MS = 20_000;
+const HEARTBEAT_MS = 5_000;
+
+/** One writer per session across replicas: the storage drivers' own offset checks cannot stop two
+ * appends racing from different processes (both pass, both write). SQLite deployments are one
+ * process, where the in-process session lock already serializes writers. Returns the release. */
+async function claimSession(s: Services, uuid: string, size: number): Promise<() => Promise<void>> {
+  if (s.dialect !== 'postgres') return async () => {};
+  const now = s.now();
+  const res = await s.db.updateTable('uploads').set({ claimed_until: now + CLAIM_MS })
+    .where('uuid', '=', uuid).where('size', '=', size)
+    .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) {
+    throw new DomainError('range_invalid', 'another request is writing to this upload; retry from its current Range', { size });
+  }
+  const beat = setInterval(() => {
+    s.db.updateTable('uploads').set({ claimed_until: s.now() + CLAIM_MS }).where('uuid', '=', uuid).execute()
+      .catch((err) => s.log.warn({ err, uuid }, 'renewing an upload claim failed'));
+  }, HEARTBEAT_MS);
+  beat.unref();
+  return async () => {
+    clearInterval(beat);
+    await s.db.updateTable('uploads').set({ claimed_until: null }).where('uuid', '=', uuid).execute();
+  };
+}
+
+async function appendClaimed(s: Services, session: UploadSession, body: Readable, offset: number, opts: AppendOptions): Promise<number> {
     const hash = await hashStateAt(s, session.uuid, offset);
     const copy = hash.copy();
     let count = 0;
@@ -140,7 +179,6 @@ export async function appendUpload(s: Services, session: UploadSession, body: Re
     hashes.set(session.uuid, { hash: copy, size: newSize });
     session.size = newSize;
     return newSize;
-  });
 }
 
 async function dropInconsistentSession(s: Services, uuid: string): Promise<never> {
@@ -160,7 +198,21 @@ export async function completeUpload(s: Services, session: UploadSession, digest
   return withSessionLock(session.uuid, async () => {
     const row = await s.db.selectFrom('uploads').select('size').where('uuid', '=', session.uuid).executeTakeFirst();
     if (!row) throw new DomainError('blob_upload_unknown', 'blob upload unknown to registry');
-    parseDigest(digest);
+    if (parseDigest(digest).algorithm !== 'sha256') {
+      // Uploads are hashed once, with sha256, while they stream; the session stays usable.
+      throw new DomainError('unsupported', 'blob uploads are verified with sha256 digests only', { digest });
+    }
+    const release = await claimSession(s, session.uuid, row.size);
+    try {
+      return await publishClaimed(s, session, digest, row.size);
+    } finally {
+      await release(); // a no-op once the published session's row is gone
+    }
+  });
+}
+
+async function publishClaimed(s: Services, session: UploadSession, digest: string, size: number): Promise<{ digest: string; size: number }> {
+    const row = { size };
     const actual = `sha256:${(await hashStateAt(s, session.uuid, row.size)).copy().digest('hex')}`;
     if (actual !== digest) {
       hashes.delete(session.uuid);
@@ -189,7 +241,6 @@ export async function completeUpload(s: Services, session: UploadSession, digest
     });
     hashes.delete(session.uuid);
     return { digest, size: row.size };
-  });
 }
 
 export async function cancelUpload(s: Services, session: UploadSession): Promise<void> {

@@ -163,10 +163,18 @@ function replicaSuite(label: string, storage: (root: string, s3: S3TestServer | 
       assert.equal(await pulled.text(), manifest);
     });
 
+    test('both replicas pushing to one tag at once leave one live tag and consistent storage', async () => {
+      const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? onA : onB).pushImage('alice/racing', 'latest', `r${i}`)));
+      const res = await onA.req('GET', '/v2/alice/racing/manifests/latest', { scope: 'repository:alice/racing:pull', headers: { accept: OCI } });
+      assert.ok(results.some((r) => r.digest === res.headers.get('docker-content-digest')));
+      assert.deepEqual(await allProblems(pair.s), []);
+    });
+
+    // Last: when it fails it leaves a corrupt blob behind, which the checks above would report.
     test('PATCHes at the same offset of one session racing through both replicas never publish bytes other than the digest', {
       todo: 'known bug: both replicas pass the storage offset check and write; the database picks one winner, storage may keep the '
         + 'other\'s bytes, and the winner publishes them under its digest (see the robustness report: appends need exclusivity in storage or a claim in the database)',
-    }, async () => {
+    }, async (t) => {
       const repo = 'alice/racing-session';
       const scope = `repository:${repo}:pull,push`;
       const outcomes: string[] = [];
@@ -194,13 +202,7 @@ function replicaSuite(label: string, storage: (root: string, s3: S3TestServer | 
         else assert.ok([400, 404].includes(put.status), `${put.status} ${await put.text()}`);
         assert.deepEqual(await allProblems(pair.s), [], `round ${round}`);
       }
-    });
-
-    test('both replicas pushing to one tag at once leave one live tag and consistent storage', async () => {
-      const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? onA : onB).pushImage('alice/racing', 'latest', `r${i}`)));
-      const res = await onA.req('GET', '/v2/alice/racing/manifests/latest', { scope: 'repository:alice/racing:pull', headers: { accept: OCI } });
-      assert.ok(results.some((r) => r.digest === res.headers.get('docker-content-digest')));
-      assert.deepEqual(await allProblems(pair.s), []);
+      t.diagnostic(`close after the race, per round: ${outcomes.join(', ')}`);
     });
   });
 }

@@ -8,9 +8,8 @@ import {
   type OrgDetails,
 } from '../../model/organizations.ts';
 import { namespaceQuotas, quotaReport } from '../../model/profile.ts';
-import { requireUser } from './auth.ts';
+import { requireFreshLogin, requireUser } from './auth.ts';
 import { actorOf, dataModel } from './data-model.ts';
-import { requireFreshLogin } from './fresh-login.ts';
 import { defineRoute, Nullable, type AnyRoute } from './route.ts';
 import { AvatarSchema, avatar, userAvatar } from './shapes.ts';
 
@@ -126,11 +125,12 @@ export const organizationRoutes: AnyRoute[] = [
     method: 'POST', path: '/organization/', nickname: 'createOrganization', scopes: ['user:admin'],
     description: 'Create a new organization.',
     body: NewOrg, bodyName: 'NewOrg', response: Type.String(), status: 201,
-    async handler(req, _reply, env) {
+    async handler(req, reply, env) {
       requireUser(req);
       const b = req.body;
       await createOrg(env.ctx.services, actorOf(req), { name: b.name, email: b.email ?? null, contactEmail: b.contact_email ?? null });
-      return 'Created';
+      // Quay's body is the JSON string "Created"; Fastify would send a bare string as text/plain.
+      return reply.code(201).type('application/json').send(JSON.stringify('Created'));
     },
   }),
   defineRoute({
@@ -161,7 +161,8 @@ export const organizationRoutes: AnyRoute[] = [
     description: 'Deletes the specified organization.',
     params: OrgParams, status: 204,
     async handler(req, _reply, env) {
-      requireFreshLogin(req);
+      // Quay's @require_fresh_login runs before the method's own permission check.
+      await requireFreshLogin(env.ctx, req);
       await deleteOrganization(env.ctx.services, actorOf(req), req.params.orgname);
     },
   }),

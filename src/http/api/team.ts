@@ -7,9 +7,8 @@ import {
   acceptInvite, addTeamMember, declineInvite, deleteEmailInvite, deleteTeam, disableTeamSync, enableTeamSync, inviteEmail,
   listTeamMembers, listTeamPermissions, removeTeamMember, upsertTeam, type TeamInvite, type TeamResult,
 } from '../../model/teams.ts';
-import { requireUser } from './auth.ts';
+import { requireFreshLogin, requireUser } from './auth.ts';
 import { actorOf, dataModel } from './data-model.ts';
-import { requireFreshLogin } from './fresh-login.ts';
 import { teamAvatar } from './organization.ts';
 import { defineRoute, TruthyBool, truthy, type AnyRoute } from './route.ts';
 import { AvatarSchema, avatar, userAvatar } from './shapes.ts';
@@ -149,7 +148,8 @@ export const teamRoutes: AnyRoute[] = [
     method: 'POST', path: '/organization/{orgname}/team/{teamname}/syncing', nickname: 'enableOrganizationTeamSync', scopes: ['org:admin', 'super:user'], features: ['TEAM_SYNCING'], paramDocs: DOCS,
     params: TeamParams, response: TeamView,
     async handler(req, _reply, env) {
-      requireFreshLogin(req);
+      // Quay's @require_fresh_login runs before the method's own permission check.
+      await requireFreshLogin(env.ctx, req);
       return enableTeamSync(env.ctx.services, req.principal, req.params.orgname, req.params.teamname);
     },
   }),
@@ -157,7 +157,8 @@ export const teamRoutes: AnyRoute[] = [
     method: 'DELETE', path: '/organization/{orgname}/team/{teamname}/syncing', nickname: 'disableOrganizationTeamSync', scopes: ['org:admin', 'super:user'], features: ['TEAM_SYNCING'], paramDocs: DOCS,
     params: TeamParams, response: TeamView,
     async handler(req, _reply, env) {
-      requireFreshLogin(req);
+      // Quay's @require_fresh_login runs before the method's own permission check.
+      await requireFreshLogin(env.ctx, req);
       const s = env.ctx.services;
       return teamView(s, await disableTeamSync(s, req.principal, req.params.orgname, req.params.teamname));
     },

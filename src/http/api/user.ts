@@ -9,6 +9,8 @@ import { logAction } from '../../model/logs.ts';
 import { canCreateIn } from '../../model/permissions.ts';
 import { federatedLogins, namespaceQuotas, publicNamespaces, quotaReport, userOrganizations, type OrgMembership } from '../../model/profile.ts';
 import { PlainError } from './abort.ts';
+import { createSession } from '../../model/sessions.ts';
+import { issueLoginCookie } from '../session-cookie.ts';
 import { hasScope, requireUser } from './auth.ts';
 import { ApiError } from './errors.ts';
 import { defineRoute, Nullable, type AnyRoute } from './route.ts';
@@ -142,7 +144,7 @@ export const userRoutes: AnyRoute[] = [
   defineRoute({
     method: 'POST', path: '/user/initialize', nickname: null, features: ['USER_INITIALIZE'], anonAllowed: true,
     body: InitializeBody, response: InitializeResult,
-    async handler(req, _reply, env) {
+    async handler(req, reply, env) {
       const s = env.ctx.services;
       if (s.config.authenticationType !== 'Database') throw new PlainError(400, 'Cannot initialize user in a non-database auth system');
       const body = req.body;
@@ -150,6 +152,9 @@ export const userRoutes: AnyRoute[] = [
         const r = await initializeFirstUser(s, {
           username: body.username, password: body.password, email: body.email ?? null, accessToken: body.access_token === true, ip: req.ip,
         });
+        // Quay also signs the new superuser in (session cookie).
+        const { sid, row } = await createSession(s, r.user);
+        issueLoginCookie(env.ctx, req, reply, sid, row, r.user);
         // The encrypted_password is an app-specific token of the new user: like Quay's encrypted
         // password it works as the docker login password, but it is listed and revocable.
         return {
@@ -183,7 +188,7 @@ export const userRoutes: AnyRoute[] = [
     method: 'POST', path: '/user/', nickname: 'createNewUser', features: ['USER_CREATION', 'DIRECT_LOGIN'], internal: true,
     description: 'Create a new user.',
     body: NewUser, bodyName: 'NewUser', response: UserView, responseName: 'UserView',
-    async handler(req, _reply, env) {
+    async handler(req, reply, env) {
       const s = env.ctx.services;
       const body = req.body;
       const existing = await findUser(s, body.username);
@@ -199,9 +204,10 @@ export const userRoutes: AnyRoute[] = [
       await logAction(s, 'user_create', {
         namespaceId: user.id, performer: req.principal, ip: req.ip, metadata: { email: body.email ?? null, username: user.username },
       });
-      // Quay signs the new user in and answers with their own view. Sessions arrive with the
-      // session-cookie issue (see auth.ts resolveSession); the view is already the signed-in one.
-      return userView(s, user, principalFor(user, 'password', { superuser: isSuperuser(s, user) }));
+      // Quay signs the new user in (session cookie) and answers with their own view.
+      const { sid, row } = await createSession(s, user);
+      issueLoginCookie(env.ctx, req, reply, sid, row, user);
+      return userView(s, user, principalFor(user, 'session', { superuser: isSuperuser(s, user) }));
     },
   }),
 ];

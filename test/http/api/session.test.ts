@@ -265,3 +265,26 @@ describe('BROWSER_API_CALLS_XHR_ONLY', () => {
     }
   });
 });
+
+describe('accounts created over the API are signed in', () => {
+  test('POST /api/v1/user/ and /api/v1/user/initialize answer with a session cookie for the new user', async () => {
+    const t = await startTestApp();
+    try {
+      const init = new Browser(t.url);
+      const r = await init.request('POST', '/api/v1/user/initialize', { json: { username: 'admin', password: PASSWORD } });
+      assert.equal(r.status, 200, r.text);
+      assert.match(r.headers.get('x-next-csrf-token')!, CSRF_RE);
+      assert.equal((await init.request('GET', '/api/v1/user/')).body.username, 'admin');
+
+      const signup = new Browser(t.url);
+      await signup.fetchCsrf();
+      const created = await signup.request('POST', '/api/v1/user/', { json: { username: 'carl', password: PASSWORD, email: 'carl@example.com' }, csrf: true });
+      assert.equal(created.status, 200, created.text);
+      const me = await signup.request('GET', '/api/v1/user/');
+      assert.equal(me.body.username, 'carl');
+      assert.equal(me.body.is_me, true);
+    } finally {
+      await t.close();
+    }
+  });
+});
