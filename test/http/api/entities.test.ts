@@ -6,12 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { createWorld, type Caller, type World } from '../../support/world.ts';
 import { AVATAR_COLORS } from '../../../src/http/api/shapes.ts';
 import { createRobot, createUser } from '../../../src/model/accounts.ts';
+import { avatarOf } from '../../support/api-expect.ts';
 
 const sha256 = (x: string) => createHash('sha256').update(x).digest('hex');
-function avatarOf(name: string, source: string, kind: string) {
-  const hash = sha256(source.trim().toLowerCase());
-  return { name, hash, color: AVATAR_COLORS[parseInt(hash.slice(0, 2), 16) % 32], kind };
-}
 
 async function results(w: World, path: string, caller: Caller = 'orgadmin'): Promise<any[]> {
   const r = await w.api('GET', path, { caller });

@@ -8,14 +8,11 @@ import { isApiError, logKinds } from './client.ts';
 import { createOrganization, createRobot, findUser, verifyRobotToken } from '../../../src/model/accounts.ts';
 import { findRepo } from '../../../src/model/repositories.ts';
 import { setRepoPermission } from '../../../src/model/permissions.ts';
+import { json } from '../../support/api-expect.ts';
 
 const RFC2822 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} -0000$/;
 const TOKEN = /^[A-Z0-9]{64}$/;
 
-async function json(r: Response): Promise<{ status: number; body: any }> {
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
 
 let w: World;
 before(async () => { w = await createWorld(); });

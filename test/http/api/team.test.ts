@@ -8,17 +8,10 @@ import { isApiError, logKinds, userWithToken } from './client.ts';
 import { AVATAR_COLORS } from '../../../src/http/api/shapes.ts';
 import { createOrganization, createRobot, createUser, findUser } from '../../../src/model/accounts.ts';
 import { findTeam } from '../../../src/model/teams.ts';
+import { avatarOf, json } from '../../support/api-expect.ts';
 
 const sha256 = (x: string) => createHash('sha256').update(x).digest('hex');
-function avatarOf(name: string, source: string, kind: string) {
-  const hash = sha256(source.trim().toLowerCase());
-  return { name, hash, color: AVATAR_COLORS[parseInt(hash.slice(0, 2), 16) % 32], kind };
-}
 
-async function json(r: Response): Promise<{ status: number; body: any }> {
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
 
 let w: World;
 before(async () => { w = await createWorld(); });
