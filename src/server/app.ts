@@ -1,5 +1,5 @@
 // Assembles Quayside: configuration → database → storage → model services → HTTP faces → workers.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { QuaysideConfig } from '../config/config.ts';
@@ -15,6 +15,7 @@ import { registerOps } from '../http/ops/index.ts';
 import { registerWebOAuth } from '../http/web/oauth.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { flushPullLogs } from '../model/pull-log.ts';
+import { OciError, sendOciError } from '../http/registry/errors.ts';
 
 export interface App {
   fastify: FastifyInstance;
@@ -66,6 +67,16 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
     bodyLimit: 1024 * 1024,
     trustProxy: true,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a path that is not valid percent-encoding): /v2 answers
+    // in the OCI envelope like every other /v2 error.
+    frameworkErrors: (error, req, rawReply) => {
+      const reply = rawReply as unknown as FastifyReply;
+      if (req.url.startsWith('/v2/')) {
+        void sendOciError(reply, new OciError('NAME_INVALID', 'invalid repository name or path encoding'));
+        return;
+      }
+      void reply.code(400).send({ error: 'Bad Request', message: error.message });
+    },
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   }) as unknown as FastifyInstance;
