@@ -62,18 +62,22 @@ function provider(dialect: Dialect): MigrationProvider {
 }
 
 export async function migrate(handle: Db): Promise<string[]> {
-  // Kysely looks for its bookkeeping tables across schemas unless told which one is ours.
-  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect), ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
-  if (handle.dialect === 'postgres') {
-    // Replicas starting together: one migrates, the others wait on the advisory lock (Kysely's
-    // own lock table also protects, this just avoids noisy failures).
-    await sql`select pg_advisory_lock(7261001)`.execute(handle.db);
-  }
-  try {
+  const run = async (db: Kysely<Database>) => {
+    // Kysely looks for its bookkeeping tables across schemas unless told which one is ours.
+    const migrator = new Migrator({ db, provider: provider(handle.dialect), ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
     const { error, results } = await migrator.migrateToLatest();
     if (error) throw error;
     return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-  } finally {
-    if (handle.dialect === 'postgres') await sql`select pg_advisory_unlock(7261001)`.execute(handle.db);
-  }
+  };
+  if (handle.dialect !== 'postgres') return run(handle.db);
+  // Replicas starting together: one migrates, the others wait. The advisory lock is a session
+  // lock, so take it, migrate and release it on one reserved connection.
+  return handle.db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(7261001)`.execute(conn);
+    try {
+      return await run(conn);
+    } finally {
+      await sql`select pg_advisory_unlock(7261001)`.execute(conn);
+    }
+  });
 }
