@@ -5,16 +5,15 @@ import { Type } from 'typebox';
 import type { Services } from '../../model/context.ts';
 import {
   changelog, createInstallUser, deleteInstallUser, deleteOrganization, findHuman, listAllAppTokens, listOrganizations, listUsers,
-  registryStatus, renameOrganization, superuserAccess, takeOwnership, updateInstallUser,
+  registryStatus, renameOrganization, takeOwnership, updateInstallUser,
 } from '../../model/superuser.ts';
-import { PlainError } from './abort.ts';
 import { ApiError } from './errors.ts';
 import { encodePageToken, startIdFrom } from './page-token.ts';
 import { defineRoute, Nullable, TruthyBool, truthy, type AnyRoute } from './route.ts';
 import { formatDate } from './shapes.ts';
 import { OrgView, orgView, SuperuserUserView, superuserUserView } from './superuser-views.ts';
 import { dataModel } from './data-model.ts';
-import { FORBIDDEN_MESSAGE, requireSuperuser } from './superuser-access.ts';
+import { requireSuperuser } from './superuser-access.ts';
 import { serviceKeyRoutes } from './service-keys.ts';
 import { messageRoutes } from './messages.ts';
 import { capabilitiesRoutes } from './capabilities.ts';
@@ -209,19 +208,6 @@ const superuserRoutes: AnyRoute[] = [
     response: Type.Object({ status: Type.String(), provider_id: Type.Optional(Type.String()) }),
     async handler(_req, _reply, env) {
       return registryStatus(env.ctx.services);
-    },
-  }),
-  defineRoute({
-    method: 'POST', path: '/superuser/shutdown', nickname: 'scShutdownContainer', features: FEATURES, internal: true,
-    description: 'Sends a signal to the phusion init system to shut down the container.',
-    response: Type.Object({}),
-    async handler(req, _reply, env) {
-      // Quay signals its container's init to restart after a config change. Quayside reads its
-      // configuration at start and leaves restarts to its supervisor, so this only answers.
-      if (superuserAccess(env.ctx.services, req.principal) !== 'full') {
-        throw new PlainError(403, FORBIDDEN_MESSAGE);
-      }
-      return {};
     },
   }),
 ];
