@@ -134,51 +134,51 @@ async function claimSession(s: Services, uuid: string, size: number): Promise<()
 }
 
 async function appendClaimed(s: Services, session: UploadSession, body: Readable, offset: number, opts: AppendOptions): Promise<number> {
-    const hash = await hashStateAt(s, session.uuid, offset);
-    const copy = hash.copy();
-    let count = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        copy.update(chunk);
-        count += chunk.length;
-        if (opts.expectedLength !== undefined && count > opts.expectedLength) cb(new DomainError('size_invalid', 'body is longer than Content-Length/Content-Range'));
-        else cb(null, chunk);
-      },
-    });
-    body.on('error', (e) => meter.destroy(e));
-    // The driver consuming `meter` gets its errors; but once it has stopped reading, pipe() would
-    // re-emit a late 'error' with no listener left: an uncaught exception that kills the process
-    // (one PATCH whose body outruns its Content-Range did). Keep a listener for good.
-    meter.on('error', () => {});
-    body.pipe(meter);
-    let newSize: number;
-    try {
-      newSize = await s.storage.uploadAppend(layout.upload(session.uuid), offset, meter, { signal: opts.signal });
-    } catch (e) {
-      if (e instanceof OffsetMismatchError) {
-        // Storage disagrees with the size the database acknowledged: an append died with its
-        // process after writing part of its body (or another replica is appending right now).
-        // Those bytes cannot be cut off here, so the session cannot go on: the client restarts.
-        await dropInconsistentSession(s, session.uuid);
-      }
-      throw e;
+  const hash = await hashStateAt(s, session.uuid, offset);
+  const copy = hash.copy();
+  let count = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      copy.update(chunk);
+      count += chunk.length;
+      if (opts.expectedLength !== undefined && count > opts.expectedLength) cb(new DomainError('size_invalid', 'body is longer than Content-Length/Content-Range'));
+      else cb(null, chunk);
+    },
+  });
+  body.on('error', (e) => meter.destroy(e));
+  // The driver consuming `meter` gets its errors; but once it has stopped reading, pipe() would
+  // re-emit a late 'error' with no listener left: an uncaught exception that kills the process
+  // (one PATCH whose body outruns its Content-Range did). Keep a listener for good.
+  meter.on('error', () => {});
+  body.pipe(meter);
+  let newSize: number;
+  try {
+    newSize = await s.storage.uploadAppend(layout.upload(session.uuid), offset, meter, { signal: opts.signal });
+  } catch (e) {
+    if (e instanceof OffsetMismatchError) {
+      // Storage disagrees with the size the database acknowledged: an append died with its
+      // process after writing part of its body (or another replica is appending right now).
+      // Those bytes cannot be cut off here, so the session cannot go on: the client restarts.
+      await dropInconsistentSession(s, session.uuid);
     }
-    if (opts.expectedLength !== undefined && count !== opts.expectedLength) {
-      // The bytes are stored; the client lied about the size. Roll the session back to be safe.
-      hashes.delete(session.uuid);
-      await abortUploadData(s, session.uuid);
-      await s.db.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
-      throw new DomainError('size_invalid', `body has ${count} bytes, expected ${opts.expectedLength}`);
-    }
-    const res = await s.db.updateTable('uploads').set({ size: newSize, updated_at: s.now() })
-      .where('uuid', '=', session.uuid).where('size', '=', offset).executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      hashes.delete(session.uuid);
-      throw new DomainError('range_invalid', 'upload changed concurrently');
-    }
-    hashes.set(session.uuid, { hash: copy, size: newSize });
-    session.size = newSize;
-    return newSize;
+    throw e;
+  }
+  if (opts.expectedLength !== undefined && count !== opts.expectedLength) {
+    // The bytes are stored; the client lied about the size. Roll the session back to be safe.
+    hashes.delete(session.uuid);
+    await abortUploadData(s, session.uuid);
+    await s.db.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
+    throw new DomainError('size_invalid', `body has ${count} bytes, expected ${opts.expectedLength}`);
+  }
+  const res = await s.db.updateTable('uploads').set({ size: newSize, updated_at: s.now() })
+    .where('uuid', '=', session.uuid).where('size', '=', offset).executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) {
+    hashes.delete(session.uuid);
+    throw new DomainError('range_invalid', 'upload changed concurrently');
+  }
+  hashes.set(session.uuid, { hash: copy, size: newSize });
+  session.size = newSize;
+  return newSize;
 }
 
 async function dropInconsistentSession(s: Services, uuid: string): Promise<never> {
@@ -212,35 +212,34 @@ export async function completeUpload(s: Services, session: UploadSession, digest
 }
 
 async function publishClaimed(s: Services, session: UploadSession, digest: string, size: number): Promise<{ digest: string; size: number }> {
-    const row = { size };
-    const actual = `sha256:${(await hashStateAt(s, session.uuid, row.size)).copy().digest('hex')}`;
-    if (actual !== digest) {
-      hashes.delete(session.uuid);
-      await s.db.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
-      await abortUploadData(s, session.uuid);
-      throw new DomainError('digest_invalid', 'provided digest did not match uploaded content', { expected: digest, actual });
-    }
-    // Only the acknowledged bytes were hashed; unacknowledged ones left by an interrupted append
-    // would be published with them under a digest they do not match.
-    if ((await s.storage.uploadSize(layout.upload(session.uuid))) !== row.size) await dropInconsistentSession(s, session.uuid);
-    // Under the digest lock the collector cannot delete this object between our storage write and
-    // the rows that make it visible. Storage first, then rows: a crash in between leaves an orphan
-    // object (swept later), never a row pointing at missing bytes.
-    await withDigestLock(s, digest, async () => {
-      const known = await s.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
-      const blobPath = layout.blob(digest);
-      if (known && (await s.storage.stat(blobPath)).exists) {
-        await abortUploadData(s, session.uuid); // content already stored once
-      } else {
-        await s.storage.uploadCommit(layout.upload(session.uuid), blobPath);
-      }
-      await s.db.transaction().execute(async (tx) => {
-        await recordBlob(s, tx, session.repository_id, digest, row.size);
-        await tx.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
-      });
-    });
+  const actual = `sha256:${(await hashStateAt(s, session.uuid, size)).copy().digest('hex')}`;
+  if (actual !== digest) {
     hashes.delete(session.uuid);
-    return { digest, size: row.size };
+    await s.db.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
+    await abortUploadData(s, session.uuid);
+    throw new DomainError('digest_invalid', 'provided digest did not match uploaded content', { expected: digest, actual });
+  }
+  // Only the acknowledged bytes were hashed; unacknowledged ones left by an interrupted append
+  // would be published with them under a digest they do not match.
+  if ((await s.storage.uploadSize(layout.upload(session.uuid))) !== size) await dropInconsistentSession(s, session.uuid);
+  // Under the digest lock the collector cannot delete this object between our storage write and
+  // the rows that make it visible. Storage first, then rows: a crash in between leaves an orphan
+  // object (swept later), never a row pointing at missing bytes.
+  await withDigestLock(s, digest, async () => {
+    const known = await s.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+    const blobPath = layout.blob(digest);
+    if (known && (await s.storage.stat(blobPath)).exists) {
+      await abortUploadData(s, session.uuid); // content already stored once
+    } else {
+      await s.storage.uploadCommit(layout.upload(session.uuid), blobPath);
+    }
+    await s.db.transaction().execute(async (tx) => {
+      await recordBlob(s, tx, session.repository_id, digest, size);
+      await tx.deleteFrom('uploads').where('uuid', '=', session.uuid).execute();
+    });
+  });
+  hashes.delete(session.uuid);
+  return { digest, size: size };
 }
 
 export async function cancelUpload(s: Services, session: UploadSession): Promise<void> {

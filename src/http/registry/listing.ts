@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpContext } from '../context.ts';
 import { resolveRepo, type RegistryRequest } from './index.ts';
 import { OciError } from './errors.ts';
+import { challenge } from './auth.ts';
 import { listTagNames } from '../../model/tags.ts';
 import { listReferrers } from '../../model/manifests.ts';
 import { listVisibleRepositories } from '../../model/catalog.ts';
@@ -43,10 +44,7 @@ export async function catalog(ctx: HttpContext, req: FastifyRequest, reply: Fast
   const s = ctx.services;
   const principal = token?.principal ?? ANONYMOUS;
   if (principal.kind === 'anonymous' && !(s.config.features.ANONYMOUS_ACCESS && s.config.features.PUBLIC_CATALOG)) {
-    if (!token) {
-      const { challenge } = await import('./auth.ts');
-      reply.header('WWW-Authenticate', challenge(ctx, req, 'registry:catalog:*'));
-    }
+    if (!token) reply.header('WWW-Authenticate', challenge(ctx, req, 'registry:catalog:*'));
     throw new OciError('UNAUTHORIZED', 'authentication required');
   }
   const { n, last } = paging(req, s.config.catalogMaxPageSize);
