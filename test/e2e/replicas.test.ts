@@ -171,10 +171,7 @@ function replicaSuite(label: string, storage: (root: string, s3: S3TestServer | 
     });
 
     // Last: when it fails it leaves a corrupt blob behind, which the checks above would report.
-    test('PATCHes at the same offset of one session racing through both replicas never publish bytes other than the digest', {
-      todo: 'known bug: both replicas pass the storage offset check and write; the database picks one winner, storage may keep the '
-        + 'other\'s bytes, and the winner publishes them under its digest (see the robustness report: appends need exclusivity in storage or a claim in the database)',
-    }, async (t) => {
+    test('PATCHes at the same offset of one session racing through both replicas never publish bytes other than the digest', async (t) => {
       const repo = 'alice/racing-session';
       const scope = `repository:${repo}:pull,push`;
       const outcomes: string[] = [];
