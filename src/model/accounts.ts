@@ -137,6 +137,14 @@ export async function verifyRobotToken(s: Services, username: string, token: str
   return user;
 }
 
+/** Quay's last_accessed (FEATURE_USER_LAST_ACCESSED): written at most once a minute per account, so logins stay cheap. */
+export async function touchLastAccessed(s: Services, userId: number): Promise<void> {
+  if (s.config.features.USER_LAST_ACCESSED === false) return;
+  const now = s.now();
+  await s.db.updateTable('users').set({ last_accessed: now }).where('id', '=', userId)
+    .where((eb) => eb.or([eb('last_accessed', 'is', null), eb('last_accessed', '<', now - 60_000)])).execute();
+}
+
 export async function robotToken(s: Services, robotId: number): Promise<string | null> {
   const row = await s.db.selectFrom('robot_tokens').select('token_enc').where('robot_id', '=', robotId).executeTakeFirst();
   return row ? s.box.decrypt(row.token_enc) : null;

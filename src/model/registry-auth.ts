@@ -1,7 +1,7 @@
 // /v2/auth: who is asking (every Quay credential form) and which of the requested actions they get.
 import type { Principal, Services } from './context.ts';
 import { ANONYMOUS, principalFor } from './context.ts';
-import { findUser, isSuperuser, verifyAppToken, verifyOAuthToken, verifyPassword, verifyRobotToken } from './accounts.ts';
+import { findUser, isSuperuser, touchLastAccessed, verifyAppToken, verifyOAuthToken, verifyPassword, verifyRobotToken } from './accounts.ts';
 import { canCreateIn, orgRole, repoRole, roleAtLeast } from './permissions.ts';
 import { findRepo } from './repositories.ts';
 import { splitRepoPath } from './names.ts';
@@ -20,10 +20,15 @@ export async function authenticateBasic(s: Services, username: string, password:
   }
   if (username.includes('+')) {
     const robot = await verifyRobotToken(s, username, password);
-    return robot ? principalFor(robot, 'robot') : null;
+    if (!robot) return null;
+    await touchLastAccessed(s, robot.id);
+    return principalFor(robot, 'robot');
   }
   const u = await verifyPassword(s, username, password);
-  if (u) return principalFor(u, 'password', { superuser: isSuperuser(s, u) });
+  if (u) {
+    await touchLastAccessed(s, u.id);
+    return principalFor(u, 'password', { superuser: isSuperuser(s, u) });
+  }
   // Quay also accepts an app token as the password of its own user.
   if (s.config.features.APP_SPECIFIC_TOKENS && password.length === 120) {
     const t = await verifyAppToken(s, password);

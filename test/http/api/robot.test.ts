@@ -207,3 +207,20 @@ describe('changing robots', () => {
     assert.ok(await findUser(s, 'acme+mirrorbot'));
   });
 });
+
+describe('last_accessed', () => {
+  test('a robot login on /v2/auth sets last_accessed, shown as an RFC 2822 date', async () => {
+    const made = await json(await w.api('PUT', '/user/robots/seen', { body: {} }));
+    assert.equal(made.status, 201);
+    const before = await json(await w.api('GET', '/user/robots/seen'));
+    assert.equal(before.body.last_accessed, null);
+    const basic = Buffer.from(`orgadmin+seen:${made.body.token}`).toString('base64');
+    const auth = await fetch(`${w.t.url}/v2/auth?service=localhost`, { headers: { authorization: `Basic ${basic}` } });
+    assert.equal(auth.status, 200, await auth.text());
+    const after = await json(await w.api('GET', '/user/robots/seen'));
+    assert.match(after.body.last_accessed, RFC2822);
+    const wrong = Buffer.from('orgadmin+seen:WRONG').toString('base64');
+    const denied = await fetch(`${w.t.url}/v2/auth?service=localhost`, { headers: { authorization: `Basic ${wrong}` } });
+    assert.equal(denied.status, 401);
+  });
+});
