@@ -67,6 +67,8 @@ export class RssSampler {
   private timer?: NodeJS.Timeout;
   maxKiB = 0;
   samples = 0;
+  /** Max since the last takeWindow(), so each workload's peak can be reported on its own. */
+  private windowKiB = 0;
 
   constructor(pid: number) {
     this.pid = pid;
@@ -84,9 +86,17 @@ export class RssSampler {
     return this.maxKiB;
   }
 
+  takeWindow(): number {
+    this.sample();
+    const w = this.windowKiB;
+    this.windowKiB = 0;
+    return w;
+  }
+
   private sample(): void {
     const kib = treeRssKiB(this.pid);
     this.samples++;
     if (kib > this.maxKiB) this.maxKiB = kib;
+    if (kib > this.windowKiB) this.windowKiB = kib;
   }
 }

@@ -12,7 +12,8 @@ import type { ServerName } from './servers.ts';
 import { FULL, QUICK, makeFixtures, runAll } from './workloads.ts';
 import type { Fixtures, Metric } from './workloads.ts';
 
-const USAGE = `usage: npm run bench -- [--quick] [--only quayside|distribution] [--rounds N] [--json out.json]`;
+const USAGE = `usage: npm run bench -- [--quick] [--only quayside|distribution] [--steps 1,2,4] [--rounds N] [--json out.json]
+  --steps: 1 small push, 2 big push, 3 manifest GET, 4 blob pull (needs 1 and 2), 5 tags/list`;
 
 const SERVERS: ServerName[] = ['quayside', 'distribution'];
 
@@ -26,13 +27,14 @@ const log = (msg: string): void => {
   process.stderr.write(`${msg}\n`);
 };
 
-function parse(): { quick: boolean; only?: ServerName; json?: string; rounds: number } {
+function parse(): { quick: boolean; only?: ServerName; json?: string; rounds: number; steps?: Set<number> } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       json: { type: 'string' },
       rounds: { type: 'string', default: '1' },
+      steps: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -49,10 +51,18 @@ function parse(): { quick: boolean; only?: ServerName; json?: string; rounds: nu
     log(`--rounds must be an integer from 1 to 10\n${USAGE}`);
     process.exit(2);
   }
-  return { quick: values.quick, only: values.only as ServerName | undefined, json: values.json, rounds };
+  let steps: Set<number> | undefined;
+  if (values.steps !== undefined) {
+    steps = new Set(values.steps.split(',').map(Number));
+    if ([...steps].some((n) => !Number.isInteger(n) || n < 1 || n > 5)) {
+      log(`--steps takes step numbers 1-5, comma-separated\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return { quick: values.quick, only: values.only as ServerName | undefined, json: values.json, rounds, steps };
 }
 
-async function benchServer(name: ServerName, repoRoot: string, fx: Fixtures): Promise<ServerResult> {
+async function benchServer(name: ServerName, repoRoot: string, fx: Fixtures, steps?: ReadonlySet<number>): Promise<ServerResult> {
   log(`\n== ${name}`);
   let server;
   try {
@@ -74,7 +84,7 @@ async function benchServer(name: ServerName, repoRoot: string, fx: Fixtures): Pr
   });
   try {
     await client.ping();
-    const metrics = await runAll(client, fx, log);
+    const metrics = await runAll(client, fx, log, steps, () => sampler.takeWindow());
     const maxKiB = sampler.stop();
     const cpu = treeCpuSeconds(server.pid) - cpuAtStart;
     metrics.push({
@@ -208,7 +218,7 @@ async function main(): Promise<void> {
   // Servers alternate within each round so background noise hits both alike.
   for (let round = 0; round < args.rounds; round++) {
     if (args.rounds > 1) log(`\n### round ${round + 1}/${args.rounds}`);
-    for (const [i, name] of targets.entries()) rounds[i].push(await benchServer(name, repoRoot, fx));
+    for (const [i, name] of targets.entries()) rounds[i].push(await benchServer(name, repoRoot, fx, args.steps));
   }
   const results = rounds.map(median);
   const out = table(results, fx, args.quick, args.rounds);

@@ -154,7 +154,9 @@ export async function startQuayside(repoRoot: string): Promise<RunningServer> {
     '--password-stdin', '--superuser', '--data-dir', dataDir], QUAYSIDE_PASSWORD, repoRoot, logPath);
 
   const port = await freePort();
-  const child = launch(node, [...nodeFlags, main, 'serve', '--port', String(port), '--data-dir', dataDir], logPath, repoRoot);
+  // e.g. BENCH_QUAYSIDE_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
+  const extra = process.env.BENCH_QUAYSIDE_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = launch(node, [...nodeFlags, ...extra, main, 'serve', '--port', String(port), '--data-dir', dataDir], logPath, repoRoot);
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitReady(child, baseUrl, logPath);

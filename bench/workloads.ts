@@ -359,8 +359,10 @@ export async function tagList(client: RegistryClient, fx: Fixtures): Promise<Met
   });
 }
 
-/** Numbered as in the brief; pulls (4) read back what 1 and 2 pushed. */
-export async function runAll(client: RegistryClient, fx: Fixtures, log: (msg: string) => void): Promise<Metric[]> {
+/** Numbered as in the brief; pulls (4) read back what 1 and 2 pushed. `only` picks steps by number. */
+export async function runAll(
+  client: RegistryClient, fx: Fixtures, log: (msg: string) => void, only?: ReadonlySet<number>, stepPeakKiB?: () => number,
+): Promise<Metric[]> {
   const steps: [string, (c: RegistryClient, f: Fixtures) => Promise<Metric[]>][] = [
     ['small blob push', smallBlobPush],
     ['big blob push', bigBlobPush],
@@ -369,13 +371,17 @@ export async function runAll(client: RegistryClient, fx: Fixtures, log: (msg: st
     ['tags/list', tagList],
   ];
   const results: Metric[] = [];
-  for (const [name, step] of steps) {
+  const peaks: Metric[] = [];
+  for (const [i, [name, step]] of steps.entries()) {
+    if (only && !only.has(i + 1)) continue;
     const t0 = performance.now();
     log(`  ${name}…`);
+    stepPeakKiB?.();
     const metrics = await step(client, fx);
     for (const m of metrics) if (m.error) log(`    ${m.metric}: ERROR ${m.error}`);
     log(`  ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     results.push(...metrics);
+    if (stepPeakKiB) peaks.push({ id: `rss-${i + 1}`, workload: 'server cost', metric: `max RSS MiB during ${i + 1}. ${name}`, better: 'lower', value: stepPeakKiB() / 1024 });
   }
-  return results;
+  return [...results, ...peaks];
 }

@@ -17,8 +17,10 @@ declare -A PROBE=(
   [fuse-overlayfs]=/usr/bin/fuse-overlayfs
   [uidmap]=/usr/bin/newuidmap
   [containers-storage]=/usr/share/containers/storage.conf
+  # test/e2e/ctr.test.ts starts its own containerd (temp root, socket and config) and drives ctr.
+  [containerd]=/usr/bin/ctr
 )
-ORDER=(skopeo podman buildah umoci busybox-static docker-registry fuse-overlayfs uidmap containers-storage)
+ORDER=(skopeo podman buildah umoci busybox-static docker-registry fuse-overlayfs uidmap containers-storage containerd)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -28,6 +30,11 @@ fi
 
 missing=()
 for pkg in "${ORDER[@]}"; do
+  # Docker's containerd.io conflicts with Debian's containerd: installing ours would remove Docker.
+  # Any containerd + ctr on PATH will do.
+  if [ "$pkg" = containerd ] && command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || [ ! -e "${PROBE[$pkg]}" ]; then
     missing+=("$pkg")
   fi
@@ -71,7 +78,7 @@ elif [ -x /etc/init.d/docker-registry ]; then
   $SUDO update-rc.d docker-registry disable >/dev/null 2>&1 || true
 fi
 
-for tool in skopeo podman buildah umoci docker-registry; do
+for tool in skopeo podman buildah umoci docker-registry ctr; do
   printf '  %-16s %s\n' "$tool" "$("$tool" --version 2>&1 | head -n1)"
 done
 printf '  %-16s %s\n' busybox "$(/bin/busybox 2>&1 | head -n1)"

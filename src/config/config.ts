@@ -64,6 +64,7 @@ const FEATURE_DEFAULTS: Features = {
   ASSIGN_OAUTH_TOKEN: true,
   LOG_EXPORT: true,
   AGGREGATED_LOG_COUNT_RETRIEVAL: true,
+  UI_MODELCARD: true,
 };
 
 export interface QuaysideConfig {
@@ -97,6 +98,12 @@ export interface QuaysideConfig {
   /** Seconds between garbage-collection passes (and between orphan-object sweeps). */
   gcIntervalSeconds: number;
   gcSweepIntervalSeconds: number;
+  /** TAG_EXPIRATION_OPTIONS in seconds: the time-machine windows a namespace may choose. */
+  tagExpirationOptions: number[];
+  /** DEFAULT_TAG_EXPIRATION in seconds: the time-machine window of new users and organizations. */
+  defaultTagExpirationSeconds: number;
+  /** PERMANENTLY_DELETE_TAGS: whether tags may be pushed out of the time machine by hand. */
+  permanentlyDeleteTags: boolean;
   /** Background workers (queue consumers) in this process. */
   workersEnabled: boolean;
   logLevel: string;
@@ -155,6 +162,34 @@ function strList(raw: Record<string, unknown>, key: string): string[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ConfigError(key, 'must be a list of strings');
   return v as string[];
+}
+
+const DURATION_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** Quay's time-machine durations ("0s", "1d", "2w"): digits and one unit of s, m, h, d or w. */
+function durationSeconds(value: unknown): number | null {
+  const m = typeof value === 'string' ? /^(\d+)([smhdw])$/.exec(value) : null;
+  return m ? Number(m[1]) * DURATION_SECONDS[m[2]!]! : null;
+}
+
+/** TAG_EXPIRATION_OPTIONS and DEFAULT_TAG_EXPIRATION, checked as Quay's time-machine validator does. */
+function timeMachine(raw: Record<string, unknown>): { options: number[]; dflt: number } {
+  const rawOptions = raw.TAG_EXPIRATION_OPTIONS ?? ['0s', '1d', '1w', '2w', '4w'];
+  if (!Array.isArray(rawOptions)) throw new ConfigError('TAG_EXPIRATION_OPTIONS', 'must be a list of durations such as 1d or 2w');
+  const options = rawOptions.map((o) => {
+    const secs = durationSeconds(o);
+    if (secs === null) throw new ConfigError('TAG_EXPIRATION_OPTIONS', `invalid tag expiration option: ${JSON.stringify(o)} (use digits and one of s, m, h, d, w)`);
+    return secs;
+  });
+  const rawDefault = raw.DEFAULT_TAG_EXPIRATION ?? '2w';
+  const dflt = durationSeconds(rawDefault);
+  if (dflt === null) throw new ConfigError('DEFAULT_TAG_EXPIRATION', `invalid default expiration: ${JSON.stringify(rawDefault)} (use digits and one of s, m, h, d, w)`);
+  // Quay compares the strings; only an explicit default is held to the list (its "old style
+  // config" without one keeps the built-in two weeks).
+  if (raw.DEFAULT_TAG_EXPIRATION !== undefined && raw.DEFAULT_TAG_EXPIRATION !== null && !rawOptions.includes(rawDefault)) {
+    throw new ConfigError('DEFAULT_TAG_EXPIRATION', `default expiration must be in expiration options set (TAG_EXPIRATION_OPTIONS: ${rawOptions.join(', ')})`);
+  }
+  return { options, dflt };
 }
 
 /** Secrets absent from the config are generated once and kept in the data dir, so restarts and
@@ -249,7 +284,8 @@ export function loadConfig(opts: LoadOptions = {}): QuaysideConfig {
   }
   raw = { ...raw, ...(opts.overrides ?? {}) };
   for (const k of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(k) && !k.startsWith('FEATURE_') && !k.startsWith('QUAYSIDE_')) warn(`unknown config key ${k} (ignored)`);
+    // <NAME>_LOGIN_CONFIG: an OpenID Connect login service of any name (src/model/external-login.ts).
+    if (!KNOWN_KEYS.has(k) && !k.startsWith('FEATURE_') && !k.startsWith('QUAYSIDE_') && !k.endsWith('_LOGIN_CONFIG')) warn(`unknown config key ${k} (ignored)`);
   }
 
   const dataDir = resolve(opts.dataDir ?? env.QUAYSIDE_DATA_DIR ?? (raw.QUAYSIDE_DATA_DIR as string | undefined) ?? './data');
@@ -277,6 +313,7 @@ export function loadConfig(opts: LoadOptions = {}): QuaysideConfig {
   const hostname = raw.SERVER_HOSTNAME === undefined || raw.SERVER_HOSTNAME === null ? null : str(raw, 'SERVER_HOSTNAME', '');
 
   const { storage, storageId } = parseStorage(raw, dataDir);
+  const tagExpiration = timeMachine(raw);
   return {
     port,
     host: opts.host ?? env.HOST ?? '0.0.0.0',
@@ -304,6 +341,9 @@ export function loadConfig(opts: LoadOptions = {}): QuaysideConfig {
     referrersMaxCount: int(raw, 'QUAYSIDE_REFERRERS_MAX', 1000, 1),
     gcIntervalSeconds: int(raw, 'GARBAGE_COLLECTION_FREQUENCY', 300, 1),
     gcSweepIntervalSeconds: int(raw, 'QUAYSIDE_GC_SWEEP_SECONDS', 6 * 3600, 1),
+    tagExpirationOptions: tagExpiration.options,
+    defaultTagExpirationSeconds: tagExpiration.dflt,
+    permanentlyDeleteTags: bool(raw, 'PERMANENTLY_DELETE_TAGS', true),
     workersEnabled: bool(raw, 'QUAYSIDE_WORKERS', true),
     logLevel: str(raw, 'QUAYSIDE_LOG_LEVEL', env.LOG_LEVEL ?? 'info'),
     raw,

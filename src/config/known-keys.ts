@@ -21,4 +21,9 @@ export const KNOWN_KEYS = new Set([
   // Sessions, app-specific tokens and OAuth (src/http/session-cookie.ts, src/http/web/oauth.ts).
   'SESSION_TIMEOUT', 'ACTION_LOG_AUDIT_LOGINS', 'ACTION_LOG_AUDIT_LOGIN_FAILURES', 'APP_SPECIFIC_TOKEN_EXPIRATION', 'DEBUGGING',
   'CORS_ORIGIN', 'DIRECT_OAUTH_CLIENTID_WHITELIST', 'LOCAL_OAUTH_HANDLER', 'BOOTSTRAP_APP_NAME',
+  // Model cards (src/model/modelcard.ts); Quay's Redis for pull counters (Quayside counts in the database).
+  'UI_MODELCARD_ARTIFACT_TYPE', 'UI_MODELCARD_ANNOTATION', 'UI_MODELCARD_LAYER_ANNOTATION', 'PULL_METRICS_REDIS',
+  // Programmatic bootstrap (src/model/bootstrap-token.ts), OAuth token bookkeeping, external login services.
+  'BOOTSTRAP_TOKEN_OWNER', 'BOOTSTRAP_TOKEN_SCOPE', 'BOOTSTRAP_TOKEN_EXPIRATION', 'BOOTSTRAP_TOKEN_PATH',
+  'OAUTH_TOKEN_LAST_ACCESSED_UPDATE_THRESHOLD_S', 'GITHUB_LOGIN_CONFIG', 'GOOGLE_LOGIN_CONFIG',
 ]);

@@ -11,6 +11,11 @@ import { migration0001 } from './migrations/0001_initial.ts';
 import { migration0002 } from './migrations/0002_tag_reversion.ts';
 import { migration0003 } from './migrations/0003_sessions.ts';
 import { migration0004 } from './migrations/0004_upload_claim.ts';
+import { migration0005LogsKind } from './migrations/0005_logs_kind_index.ts';
+import { migration0006PullStatistics } from './migrations/0006_pull_statistics.ts';
+import { migration0007AccountAccess } from './migrations/0007_account_access.ts';
+import { migration0008PolicyIndexes } from './migrations/0008_policy_indexes.ts';
+import { migration0009ExternalLoginStates } from './migrations/0009_external_login_states.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type DB = Kysely<Database>;
@@ -56,7 +61,10 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
 function provider(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
-      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004() };
+      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004(),
+        '0005_logs_kind_index': migration0005LogsKind(), '0006_pull_statistics': migration0006PullStatistics(),
+        '0007_account_access': migration0007AccountAccess(dialect), '0008_policy_indexes': migration0008PolicyIndexes(),
+        '0009_external_login_states': migration0009ExternalLoginStates(dialect) };
     },
   };
 }

@@ -36,6 +36,7 @@ export interface OauthApplicationsTable {
 export interface OauthAccessTokensTable {
   id: Id; uuid: string; application_id: number; user_id: number; token_prefix: string; token_hash: string; scope: string;
   token_type: Generated<string>; created_at: number; expires_at: number | null;
+  name: string | null; last_accessed: number | null; data: string | null;
 }
 export interface OauthAuthCodesTable { id: Id; application_id: number; code_prefix: string; code_hash: string; scope: string; data: string; created_at: number }
 export interface OauthAssignedTokensTable { id: Id; uuid: string; assigned_user_id: number; application_id: number; redirect_uri: string | null; scope: string; response_type: string | null }
@@ -102,7 +103,16 @@ export interface JobsTable {
   attempts: Generated<number>; max_attempts: Generated<number>; last_error: string | null; created_at: number;
 }
 
+export interface RecoveryCodesTable { id: Id; user_id: number; code_prefix: string; code_hash: string; created_at: number; expires_at: number }
+export interface ExternalLoginStatesTable {
+  id: Id; state_hash: string; browser_hash: string; service: string; kind: string; user_id: number | null; redirect_uri: string;
+  nonce: string; code_verifier: string | null; created_at: number; expires_at: number;
+}
 export interface SessionsTable { id: Id; token_hash: string; user_id: number; login_time: number; created_at: number; expires_at: number }
+export interface TagPullStatisticsTable {
+  repository_id: number; tag_name: string; pull_count: number; last_pull_at: number; current_manifest_digest: string;
+}
+export interface ManifestPullStatisticsTable { repository_id: number; manifest_digest: string; pull_count: number; last_pull_at: number }
 
 export interface Database {
   users: UsersTable; robot_tokens: RobotTokensTable; robot_federation: RobotFederationTable; federated_logins: FederatedLoginsTable;
@@ -117,5 +127,6 @@ export interface Database {
   mirror_configs: MirrorConfigsTable; org_mirror_configs: OrgMirrorConfigsTable; proxy_cache_configs: ProxyCacheConfigsTable;
   repo_notifications: RepoNotificationsTable; user_notifications: UserNotificationsTable; build_triggers: BuildTriggersTable;
   builds: BuildsTable; security_scans: SecurityScansTable; service_keys: ServiceKeysTable; messages: MessagesTable;
-  settings: SettingsTable; jobs: JobsTable; sessions: SessionsTable;
+  settings: SettingsTable; jobs: JobsTable; sessions: SessionsTable; external_login_states: ExternalLoginStatesTable; recovery_codes: RecoveryCodesTable;
+  tag_pull_statistics: TagPullStatisticsTable; manifest_pull_statistics: ManifestPullStatisticsTable;
 }

@@ -66,6 +66,7 @@ export async function createUser(
     return await db.insertInto('users').values({
       uuid: randomUUID(), username, email: input.email ?? null, password_hash, kind: 'user',
       superuser: input.superuser ? 1 : 0, verified: input.verified === false ? 0 : 1, created_at: s.now(),
+      tag_expiration_s: s.config.defaultTagExpirationSeconds,
     }).returningAll().executeTakeFirstOrThrow();
   } catch (e) {
     if (isUniqueViolation(e)) throw new DomainError('invalid_request', 'The username already exists');
@@ -92,7 +93,7 @@ export async function createOrganization(s: Services, name: string, owner: User,
   return s.db.transaction().execute(async (tx) => {
     if (await findUser(s, name, tx)) throw new DomainError('invalid_request', 'A user or organization with this name already exists');
     const org = await tx.insertInto('users').values({
-      uuid: randomUUID(), username: name, email, kind: 'org', created_at: s.now(),
+      uuid: randomUUID(), username: name, email, kind: 'org', created_at: s.now(), tag_expiration_s: s.config.defaultTagExpirationSeconds,
     }).returningAll().executeTakeFirstOrThrow();
     const team = await tx.insertInto('teams').values({ org_id: org.id, name: 'owners', role: 'admin', description: '' }).returning('id').executeTakeFirstOrThrow();
     await tx.insertInto('team_members').values({ team_id: team.id, user_id: owner.id }).execute();
@@ -178,12 +179,14 @@ export async function verifyAppToken(s: Services, token: string): Promise<User |
 
 export async function createOAuthToken(
   s: Services, applicationId: number, user: User, scope: string, expiresInSeconds: number | null = null,
+  extra: { name?: string | null; data?: string | null } = {},
 ): Promise<{ uuid: string; token: string }> {
   const token = randomCode(40, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789');
   const uuid = randomUUID();
   await s.db.insertInto('oauth_access_tokens').values({
     uuid, application_id: applicationId, user_id: user.id, token_prefix: token.slice(0, 20), token_hash: sha256Hex(token.slice(20)),
     scope, created_at: s.now(), expires_at: expiresInSeconds === null ? null : s.now() + expiresInSeconds * 1000,
+    name: extra.name ?? null, data: extra.data ?? null,
   }).execute();
   return { uuid, token };
 }
@@ -195,6 +198,12 @@ export async function verifyOAuthToken(s: Services, token: string): Promise<{ us
   if (!safeEqual(row.token_hash, sha256Hex(token.slice(20)))) return null;
   const user = await findUserById(s, row.user_id);
   if (!user || !user.enabled || user.kind !== 'user') return null;
+  // Quay's last_accessed for OAuth tokens, written at most once per threshold (60 s by default).
+  const now = s.now();
+  const threshold = Number(s.config.raw.OAUTH_TOKEN_LAST_ACCESSED_UPDATE_THRESHOLD_S ?? 60) * 1000;
+  if (row.last_accessed === null || now - row.last_accessed >= threshold) {
+    await s.db.updateTable('oauth_access_tokens').set({ last_accessed: now }).where('id', '=', row.id).execute();
+  }
   return { user, scopes: row.scope.split(/[\s,]+/).filter(Boolean) };
 }
 

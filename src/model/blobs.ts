@@ -7,6 +7,7 @@ import { DomainError } from './errors.ts';
 import { layout, PathNotFoundError } from '../storage/driver.ts';
 import { repoRole, roleAtLeast } from './permissions.ts';
 import { withDigestLock } from './digest-lock.ts';
+import { lockRepository } from './tags.ts';
 
 export type BlobStat = { exists: false } | { exists: true; id: number; digest: string; size: number };
 
@@ -75,11 +76,17 @@ export async function mountBlob(
   return { mounted: false };
 }
 
-/** Removes the repository's link to a blob that no manifest of the repository uses. */
+/** Removes the repository's link to a blob that no manifest of the repository uses. Check and
+ * delete run in one transaction under the repository lock, as manifest PUT checks the links it
+ * references: otherwise a PUT could commit a manifest whose layer was unlinked meanwhile. */
 export async function unlinkBlob(s: Services, repoId: number, digest: string): Promise<void> {
-  const st = await statBlob(s, repoId, digest);
-  if (!st.exists) throw new DomainError('blob_unknown', 'blob unknown to registry', { digest });
-  const used = await s.db.selectFrom('manifest_blobs').select('manifest_id').where('repository_id', '=', repoId).where('blob_id', '=', st.id).executeTakeFirst();
-  if (used) throw new DomainError('unsupported', 'blob is referenced by a manifest in this repository; delete the manifest first', { digest });
-  await s.db.deleteFrom('repo_blobs').where('repository_id', '=', repoId).where('blob_id', '=', st.id).execute();
+  await s.db.transaction().execute(async (tx) => {
+    await lockRepository(s, tx, repoId);
+    const st = await tx.selectFrom('blobs').innerJoin('repo_blobs', 'repo_blobs.blob_id', 'blobs.id').select('blobs.id')
+      .where('repo_blobs.repository_id', '=', repoId).where('blobs.digest', '=', digest).executeTakeFirst();
+    if (!st) throw new DomainError('blob_unknown', 'blob unknown to registry', { digest });
+    const used = await tx.selectFrom('manifest_blobs').select('manifest_id').where('repository_id', '=', repoId).where('blob_id', '=', st.id).executeTakeFirst();
+    if (used) throw new DomainError('unsupported', 'blob is referenced by a manifest in this repository; delete the manifest first', { digest });
+    await tx.deleteFrom('repo_blobs').where('repository_id', '=', repoId).where('blob_id', '=', st.id).execute();
+  });
 }

@@ -7,6 +7,7 @@ import { DomainError } from './errors.ts';
 import { logAction } from './logs.ts';
 import { aliveAt, lockRepository } from './tags.ts';
 import { readImageConfig } from './image-config.ts';
+import { EXPIRES_AFTER_LABEL, parseDuration } from './tag-expiry.ts';
 
 export const LABEL_KEY_RE = /^[a-z0-9](([a-z0-9]|[-.](?![.-]))*[a-z0-9])?$/;
 export const LABEL_KEY_PATTERN = '^[a-z0-9](([a-z0-9]|[-.](?![.-]))*[a-z0-9])?$';
@@ -56,14 +57,8 @@ export function isJsonValue(value: string): boolean {
   }
 }
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** Quay's convert_to_timedelta: "90" (seconds), "30s", "5m", "2h", "1d", "2w"; null when invalid. */
-export function parseDuration(value: string): number | null {
-  const m = /^\s*([+-]?\d+)([smhdw]?)\s*$/.exec(value);
-  if (!m) return null;
-  return Number(m[1]) * UNIT_SECONDS[m[2] || 's']!;
-}
+// Durations moved to tag-expiry.ts with the rest of the expiration rules; kept exported here.
+export { parseDuration };
 
 export async function listLabels(s: Services, manifestId: number, prefix: string | null): Promise<Label[]> {
   // A manifest carries a handful of labels: the prefix is matched here, exactly (LIKE's case and
@@ -147,7 +142,7 @@ export async function applyConfigLabels(
         uuid: randomUUID(), manifest_id: manifest.id, key, value, media_type: isJsonValue(value) ? 'application/json' : 'text/plain',
         source_type: 'manifest', created_at: now,
       }))).execute();
-      const expires = config.labels['quay.expires-after'];
+      const expires = config.labels[EXPIRES_AFTER_LABEL];
       const seconds = expires === undefined ? null : parseDuration(expires);
       if (seconds !== null && seconds > 0) {
         const tags = await tx.selectFrom('tags').select(['id', 'lifetime_start']).where('manifest_id', '=', manifest.id)

@@ -6,6 +6,7 @@ import { LIST_TYPES, parseManifest, type Descriptor } from './manifest-format.ts
 import { manifestByDigest } from './manifests.ts';
 import { DIGEST_RE } from './names.ts';
 import { readImageConfig, type HistoryEntry } from './image-config.ts';
+import { readModelcard } from './modelcard.ts';
 
 export interface ManifestLayer {
   index: number;
@@ -28,6 +29,8 @@ export interface ManifestDetails {
   configMediaType: string | null;
   layersCompressedSize: number;
   layers: ManifestLayer[] | null;
+  /** The model card markdown, when asked for and the manifest carries one (FEATURE_UI_MODELCARD). */
+  modelcard?: string;
 }
 
 /** A manifest reachable in the repository by digest (what the manifest and label endpoints act on). */
@@ -50,16 +53,18 @@ function commandOf(createdBy: string | null): string[] | null {
   return [createdBy];
 }
 
-export async function manifestDetails(s: Services, repoId: number, ref: string): Promise<ManifestDetails> {
+export async function manifestDetails(s: Services, repoId: number, ref: string, opts: { modelcard?: boolean } = {}): Promise<ManifestDetails> {
   const m = await findManifest(s, repoId, ref);
   const bytes = Buffer.from(m.bytes);
   const isList = LIST_TYPES.includes(m.media_type);
   const row = await s.db.selectFrom('manifests').select(['config_media_type', 'layers_size']).where('id', '=', m.id).executeTakeFirstOrThrow();
   let layers: ManifestLayer[] | null = null;
+  let modelcard: string | null = null;
   if (!isList) {
     const parsed = parseManifest(bytes, m.media_type);
     const config = parsed.config ? await readImageConfig(s, parsed.config.digest, parsed.config.size) : null;
     layers = layerViews(parsed.layers, config?.history ?? []);
+    if (opts.modelcard && s.config.features.UI_MODELCARD) modelcard = await readModelcard(s, repoId, parsed);
   }
   return {
     id: m.id,
@@ -71,6 +76,7 @@ export async function manifestDetails(s: Services, repoId: number, ref: string):
     layersCompressedSize: isList ? 0 : Number(row.layers_size ?? 0),
     // Quay answers null rather than [] for an image without layers, too.
     layers: layers && layers.length ? layers : null,
+    ...(modelcard !== null ? { modelcard } : {}),
   };
 }
 

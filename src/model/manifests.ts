@@ -10,6 +10,9 @@ import { logAction } from './logs.ts';
 import { TAG_RE, DIGEST_RE, parseDigest } from './names.ts';
 import { applyConfigLabels } from './labels.ts';
 import type { Repo } from './repositories.ts';
+import { assertTagMutable } from './immutability.ts';
+import { schedulePruneAfterPush } from './autoprune.ts';
+import { chargeManifest, noteQuotaRejection, noteQuotaWarning } from './quota.ts';
 
 export interface StoredManifest {
   id: number;
@@ -83,6 +86,8 @@ export async function putManifest(
       await tx.insertInto('manifest_children').values(children.map((c) => ({ manifest_id: manifestId, child_id: c.id, repository_id: repo.id })))
         .onConflict((oc) => oc.columns(['manifest_id', 'child_id']).doNothing()).execute();
     }
+    // Counts the new blobs and refuses a push over a Reject limit, rolling all of it back.
+    const quota = await chargeManifest(s, tx, repo, manifestId, created);
     let tagChange: TagChange | null = null;
     if (kind === 'tag') tagChange = await setTag(s, tx, repo, ref, { id: manifestId, digest }, performer, ip);
     else await ensureHiddenTag(s, tx, repo.id, manifestId, parsed.subject !== null);
@@ -91,12 +96,17 @@ export async function putManifest(
       namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip,
       metadata: { repo: repo.name, namespace: repo.namespace, ...(kind === 'tag' ? { tag: ref } : {}), manifest_digest: digest },
     }, tx);
-    return { tagChange, manifestId, created };
+    return { tagChange, manifestId, created, quota };
+  }).catch(async (e: unknown) => {
+    await noteQuotaRejection(s, e);
+    throw e;
   });
+  await noteQuotaWarning(s, repo.namespace_id, result.quota);
   // Quay reads labels only when the manifest is first stored; a re-push or re-tag keeps them.
   if (result.created && parsed.config && IMAGE_CONFIG_TYPES.includes(parsed.config.mediaType)) {
     await applyConfigLabels(s, repo.id, { id: result.manifestId, configDigest: parsed.config.digest, configSize: parsed.config.size });
   }
+  if (result.tagChange === 'created' || result.tagChange === 'moved') await schedulePruneAfterPush(s, repo);
   return { digest, subject: parsed.subject?.digest ?? null, tagChange: result.tagChange };
 }
 
@@ -159,7 +169,8 @@ export async function deleteManifestByDigest(s: Services, repo: Repo, digest: st
     const parent = await tx.selectFrom('manifest_children').innerJoin('tags', 'tags.manifest_id', 'manifest_children.manifest_id')
       .select('tags.id').where('manifest_children.child_id', '=', m.id).where(aliveAt(now)).executeTakeFirst();
     if (tags.length === 0 && !parent) throw new DomainError('manifest_unknown', 'manifest unknown to registry', { digest });
-    if (tags.some((t) => t.immutable)) throw new DomainError('tag_immutable', 'manifest has an immutable tag');
+    // Hidden tags are internal names: neither their flag nor policies apply to them.
+    for (const t of tags) if (!t.hidden) await assertTagMutable(s, tx, repo, t, 'delete');
     if (tags.length) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', 'in', tags.map((t) => t.id)).execute();
     for (const t of tags.filter((x) => !x.hidden)) {
       await logAction(s, 'delete_tag', { namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip, metadata: { repo: repo.name, namespace: repo.namespace, tag: t.name, manifest_digest: digest } }, tx);

@@ -205,19 +205,9 @@ export interface OrgUpdate {
   tagExpirationS?: number;
 }
 
-const DEFAULT_TAG_EXPIRATION_OPTIONS = ['0s', '1d', '1w', '2w', '4w'];
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
-
-/** TAG_EXPIRATION_OPTIONS in seconds (Quay's convert_to_timedelta strings such as `2w`). */
+/** TAG_EXPIRATION_OPTIONS in seconds (validated when the configuration is loaded). */
 export function tagExpirationOptions(s: Services): number[] {
-  const raw = s.config.raw.TAG_EXPIRATION_OPTIONS;
-  const list = Array.isArray(raw) && raw.every((x) => typeof x === 'string') ? (raw as string[]) : DEFAULT_TAG_EXPIRATION_OPTIONS;
-  const out: number[] = [];
-  for (const o of list) {
-    const m = /^(\d+)([smhdwy])$/.exec(o.trim());
-    if (m) out.push(Number(m[1]) * UNIT_SECONDS[m[2]!]!);
-  }
-  return out;
+  return s.config.tagExpirationOptions;
 }
 
 function feature(s: Services, name: string, dflt: boolean): boolean {

@@ -3,6 +3,7 @@
 import type { Services } from './context.ts';
 import type { OrgRole } from './permissions.ts';
 import type { User } from './accounts.ts';
+import { systemDefaultQuota } from './quota.ts';
 
 export interface OrgMembership {
   org: Pick<User, 'id' | 'username' | 'email' | 'kind'>;
@@ -71,11 +72,11 @@ export interface QuotaReport { quota_bytes: number; configured_quota: number | n
 export async function quotaReport(s: Services, namespaceId: number): Promise<QuotaReport> {
   const size = await s.db.selectFrom('namespace_sizes').selectAll().where('namespace_id', '=', namespaceId).executeTakeFirst();
   const quota = await s.db.selectFrom('quotas').select('limit_bytes').where('namespace_id', '=', namespaceId).executeTakeFirst();
-  const dflt = s.config.raw.DEFAULT_SYSTEM_REJECT_QUOTA_BYTES;
+  // namespace_sizes is kept exact by src/model/quota.ts; no row yet is Quay's "waiting" (never pushed to).
   const status = size?.backfill_status ?? 'waiting';
   return {
-    quota_bytes: size?.size_bytes ?? 0,
-    configured_quota: quota?.limit_bytes ?? (typeof dflt === 'number' && dflt > 0 ? dflt : null),
+    quota_bytes: Number(size?.size_bytes ?? 0),
+    configured_quota: quota?.limit_bytes ?? systemDefaultQuota(s),
     running_backfill: status,
     backfill_status: status,
   };

@@ -56,7 +56,14 @@ export async function createRepository(s: Services, input: CreateRepoInput): Pro
         namespace_id: input.namespace.id, name: input.name, is_public: input.visibility === 'public' ? 1 : 0,
         description: input.description ?? null, kind: input.kind ?? 'image', created_at: now, last_modified: now,
       }).returning('id').executeTakeFirstOrThrow();
-      await applyPrototypes(s, tx, input.namespace, row.id, input.creator);
+      // Quay's create_repository: the creating user (or robot) is an explicit admin of the new
+      // repository, and the organization's default permissions apply when they create it in a
+      // namespace other than their own.
+      const creator = input.creator;
+      if (creator.kind !== 'anonymous') {
+        await tx.insertInto('repo_permissions').values({ repository_id: row.id, user_id: creator.userId, team_id: null, role: 'admin' }).execute();
+        if (creator.username !== input.namespace.username) await applyPrototypes(s, tx, input.namespace, row.id, creator);
+      }
       await logAction(s, 'create_repo', {
         namespaceId: input.namespace.id, repositoryId: row.id, performer: input.creator, ip: input.ip,
         metadata: { repo: input.name, namespace: input.namespace.username },
@@ -73,7 +80,8 @@ export async function createRepository(s: Services, input: CreateRepoInput): Pro
 }
 
 /** Default permissions: in an organization, prototypes whose activating user is the creator (or
- * anyone) grant their delegate a role on the new repository. Quay applies them on every creation. */
+ * anyone) grant their delegate a role on the new repository. A prototype naming the creator as
+ * delegate is skipped: the creator is already admin. */
 async function applyPrototypes(s: Services, tx: Transaction<Database>, ns: { id: number; kind: string }, repoId: number, creator: Principal): Promise<void> {
   if (ns.kind !== 'org') return;
   const creatorId = creator.kind === 'anonymous' ? null : creator.userId;
@@ -93,6 +101,7 @@ async function applyPrototypes(s: Services, tx: Transaction<Database>, ns: { id:
     }
   }
   for (const g of best.values()) {
+    if (g.user_id !== null && g.user_id === creatorId) continue;
     await tx.insertInto('repo_permissions').values({ repository_id: repoId, user_id: g.user_id, team_id: g.team_id, role: g.role }).execute();
   }
 }

@@ -10,6 +10,7 @@ import { canCreateIn, orgRole, repoRole, roleAtLeast, type Role } from './permis
 import { createRepository, findNamespace, findRepo, type Repo } from './repositories.ts';
 import { aliveAt, lockRepository } from './tags.ts';
 import { validRepoName } from './names.ts';
+import { systemDefaultQuota } from './quota.ts';
 
 export const REPOS_PER_PAGE = 100;
 export const MAX_VIEW_TAGS = 500;
@@ -176,7 +177,8 @@ async function quotaReports(s: Services, repos: { id: number; namespace_id: numb
     .where('repository_id', 'in', repos.map((r) => r.id)).execute()).map((r) => [r.repository_id, Number(r.size_bytes)]));
   const limits = new Map((await s.db.selectFrom('quotas').select(['namespace_id', 'limit_bytes'])
     .where('namespace_id', 'in', [...new Set(repos.map((r) => r.namespace_id))]).execute()).map((r) => [r.namespace_id, Number(r.limit_bytes)]));
-  for (const r of repos) out.set(r.id, { quota_bytes: sizes.get(r.id) ?? 0, configured_quota: limits.get(r.namespace_id) ?? null });
+  // Sizes are kept exact by src/model/quota.ts; without a quota Quay reports the system default.
+  for (const r of repos) out.set(r.id, { quota_bytes: sizes.get(r.id) ?? 0, configured_quota: limits.get(r.namespace_id) ?? systemDefaultQuota(s) });
   return out;
 }
 

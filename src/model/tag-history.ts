@@ -8,9 +8,10 @@ import { DomainError } from './errors.ts';
 import { logAction } from './logs.ts';
 import { LIST_TYPES } from './manifest-format.ts';
 import { manifestByDigest } from './manifests.ts';
-import { parseDuration } from './labels.ts';
+import { parseDuration, timeMachineWindowMs } from './tag-expiry.ts';
 import type { Repo } from './repositories.ts';
 import { aliveAt, deleteTag, lockRepository, setTag } from './tags.ts';
+import { assertTagMutable, policyProtectedNames } from './immutability.ts';
 
 type Tx = Transaction<Database>;
 
@@ -62,14 +63,26 @@ export async function listTagHistory(s: Services, repoId: number, query: TagHist
   if (query.onlyActive) q = q.where(aliveAt(s.now()));
   const rows = await q.orderBy('tags.lifetime_start', 'desc').orderBy('tags.name').orderBy('tags.id', 'desc')
     .limit(query.limit + 1).offset(query.limit * (query.page - 1)).execute();
+  const guarded = await policyGuardedAlive(s, repoId, rows);
   return {
     tags: rows.slice(0, query.limit).map((r) => ({
       name: r.name, reversion: r.reversion === 1, lifetimeStart: Number(r.lifetime_start), lifetimeEnd: r.lifetime_end === null ? null : Number(r.lifetime_end),
       manifestDigest: r.digest, isManifestList: LIST_TYPES.includes(r.media_type), size: r.layers_size === null ? null : Number(r.layers_size),
-      immutable: r.immutable === 1,
+      immutable: r.immutable === 1 || guarded.has(r.id),
     })),
     hasAdditional: rows.length > query.limit,
   };
+}
+
+/** Ids of the alive rows an immutability policy protects: they list as immutable like flagged tags. */
+async function policyGuardedAlive(s: Services, repoId: number, rows: { id: number; name: string; lifetime_end: number | null }[]): Promise<Set<number>> {
+  if (!s.config.features.IMMUTABLE_TAGS) return new Set();
+  const now = s.now();
+  const alive = rows.filter((r) => r.lifetime_end === null || Number(r.lifetime_end) > now);
+  const repo = alive.length ? await s.db.selectFrom('repositories').select(['id', 'namespace_id']).where('id', '=', repoId).executeTakeFirst() : undefined;
+  if (!repo) return new Set();
+  const names = await policyProtectedNames(s, repo, alive.map((r) => r.name));
+  return new Set(alive.filter((r) => names.has(r.name)).map((r) => r.id));
 }
 
 /** Quay's disallow_for_non_normal_repositories, checked again under the repository lock. */
@@ -123,7 +136,7 @@ export async function changeTag(
     if (input.expiration !== undefined) {
       const current = await aliveTag(tx, repo.id, tag, now);
       if (!current) throw new DomainError('not_found', 'Not Found');
-      if (current.immutable) throw new DomainError('tag_immutable', `Tag ${tag} is immutable`);
+      await assertTagMutable(s, tx, repo, { name: tag, immutable: current.immutable }, 'change expiration of');
       let end: number | null = null;
       if (input.expiration !== null) {
         // Quay clamps the lifetime between LABELED_EXPIRATION_MINIMUM and _MAXIMUM.
@@ -143,6 +156,9 @@ export async function changeTag(
       }
     }
     if (target) {
+      // The collector removes manifests under the same repository lock: re-check now that we hold it.
+      const still = await tx.selectFrom('manifests').select('id').where('id', '=', target.id).executeTakeFirst();
+      if (!still) throw new DomainError('not_found', 'Not Found');
       await setTag(s, tx, repo, tag, { id: target.id, digest: target.digest }, who.performer, who.ip, { logMetadata: { username } });
     }
     if (input.immutable !== undefined && s.config.features.IMMUTABLE_TAGS) {
@@ -167,12 +183,6 @@ function durationSetting(s: Services, key: string, dflt: number): number {
   return dflt;
 }
 
-/** The namespace's time-machine window in ms (Quay's removed_tag_expiration_s). */
-async function timeMachineMs(tx: Tx | Services['db'], repo: Repo): Promise<number> {
-  const ns = await tx.selectFrom('users').select('tag_expiration_s').where('id', '=', repo.namespace_id).executeTakeFirstOrThrow();
-  return Number(ns.tag_expiration_s) * 1000;
-}
-
 /**
  * Quay's restoreTag: points the tag (back) at a manifest of this repository that some tag still
  * references, or referenced within the time-machine window — past it, garbage collection may
@@ -182,7 +192,7 @@ export async function restoreTag(s: Services, repo: Repo, tag: string, digest: s
   await s.db.transaction().execute(async (tx) => {
     await lockNormalRepository(s, tx, repo);
     const now = s.now();
-    const since = now - (await timeMachineMs(tx, repo));
+    const since = now - (await timeMachineWindowMs(tx, repo.namespace_id));
     const manifest = await tx.selectFrom('manifests').select(['manifests.id', 'manifests.digest'])
       .where('manifests.repository_id', '=', repo.id).where('manifests.digest', '=', digest)
       .where((eb) => eb.or([
@@ -204,6 +214,8 @@ export async function restoreTag(s: Services, repo: Repo, tag: string, digest: s
 export interface ExpireInput {
   isAlive: boolean;
   manifestDigest: string | null;
+  /** Also end the temporary (hidden) tags keeping the manifest's children, so GC can take them with it. */
+  includeSubmanifests?: boolean;
 }
 
 /**
@@ -215,24 +227,36 @@ export async function expireFromTimeMachine(s: Services, repo: Repo, tag: string
   return s.db.transaction().execute(async (tx) => {
     await lockRepository(s, tx, repo.id);
     const now = s.now();
-    const end = now - (await timeMachineMs(tx, repo)) - 1;
+    const windowMs = await timeMachineWindowMs(tx, repo.namespace_id);
+    const end = now - windowMs - 1;
     let digest: string;
+    let manifestId: number;
     let ids: number[];
     if (input.isAlive) {
       const current = await aliveTag(tx, repo.id, tag, now);
       if (!current) throw new DomainError('not_found', 'Not Found');
-      if (current.immutable) throw new DomainError('tag_immutable', `Tag ${tag} is immutable`);
+      await assertTagMutable(s, tx, repo, { name: tag, immutable: current.immutable }, 'delete');
       digest = current.digest;
+      manifestId = current.manifest_id;
       ids = [current.id];
     } else {
       const m = await tx.selectFrom('manifests').select(['id', 'digest']).where('repository_id', '=', repo.id).where('digest', '=', input.manifestDigest!).executeTakeFirst();
       if (!m) throw new DomainError('not_found', 'Not Found');
       digest = m.digest;
-      ids = (await tx.selectFrom('tags').select('id').where('repository_id', '=', repo.id).where('name', '=', tag).where('manifest_id', '=', m.id)
+      manifestId = m.id;
+      // Without a window nothing ended is still in the time machine (Quay finds nothing to move).
+      ids = windowMs === 0 ? [] : (await tx.selectFrom('tags').select('id').where('repository_id', '=', repo.id).where('name', '=', tag).where('manifest_id', '=', m.id)
         .where('hidden', '=', 0).where('lifetime_end', 'is not', null).where('lifetime_end', '<=', now).where('lifetime_end', '>', end).execute()).map((r) => r.id);
     }
     if (!ids.length) return false;
     await tx.updateTable('tags').set({ lifetime_end: end }).where('id', 'in', ids).execute();
+    // Quay's reset_child_manifest_expiration (unless RESET_CHILD_MANIFEST_EXPIRATION is false).
+    if (input.includeSubmanifests && s.config.raw.RESET_CHILD_MANIFEST_EXPIRATION !== false) {
+      await tx.updateTable('tags').set({ lifetime_end: end })
+        .where('repository_id', '=', repo.id).where('hidden', '=', 1).where('lifetime_end', '>', end)
+        .where('manifest_id', 'in', (qb) => qb.selectFrom('manifest_children').select('child_id').where('manifest_id', '=', manifestId))
+        .execute();
+    }
     await logAction(s, 'permanently_delete_tag', {
       namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip,
       metadata: { username: performer.kind === 'anonymous' ? null : performer.username, repo: repo.name, namespace: repo.namespace, tag, manifest_digest: digest },

@@ -6,6 +6,8 @@ import type { Database } from '../db/schema.ts';
 import type { Principal, Services } from './context.ts';
 import { DomainError } from './errors.ts';
 import { logAction } from './logs.ts';
+import { assertTagMutable } from './immutability.ts';
+import { labelExpirySeconds } from './tag-expiry.ts';
 
 type Tx = Transaction<Database>;
 
@@ -29,8 +31,8 @@ export interface SetTagOptions {
   logMetadata?: Record<string, unknown> | null;
 }
 
-/** Points `name` at the manifest, ending the previous lifetime. Call inside a transaction that
- * holds lockRepository. */
+/** Points `name` at the manifest, ending the previous lifetime; the new lifetime expires as the
+ * manifest's quay.expires-after label says. Call inside a transaction that holds lockRepository. */
 export async function setTag(
   s: Services, tx: Tx, repo: { id: number; namespace_id: number; name: string; namespace: string }, name: string, manifest: { id: number; digest: string },
   performer: Principal, ip: string | null, opts: SetTagOptions = {},
@@ -41,10 +43,12 @@ export async function setTag(
     .where('tags.repository_id', '=', repo.id).where('tags.name', '=', name).where('tags.hidden', '=', 0).where(aliveAt(now))
     .executeTakeFirst();
   if (current && current.manifest_id === manifest.id) return 'unchanged';
-  if (current?.immutable) throw new DomainError('tag_immutable', `tag ${name} is immutable`);
+  if (current) await assertTagMutable(s, tx, repo, { name, immutable: current.immutable }, 'overwrite');
   if (current) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', current.id).execute();
+  const expiresAfter = await labelExpirySeconds(tx, manifest.id);
   await tx.insertInto('tags').values({
-    repository_id: repo.id, name, manifest_id: manifest.id, lifetime_start: now, lifetime_end: null, hidden: 0, immutable: 0, reversion: opts.reversion ? 1 : 0,
+    repository_id: repo.id, name, manifest_id: manifest.id, lifetime_start: now, lifetime_end: expiresAfter === null ? null : now + expiresAfter * 1000,
+    hidden: 0, immutable: 0, reversion: opts.reversion ? 1 : 0,
   }).execute();
   if (opts.logMetadata !== null) {
     const meta = {
@@ -100,7 +104,7 @@ export async function deleteTag(
       .select(['tags.id', 'tags.immutable', 'manifests.digest']).where('tags.repository_id', '=', repo.id).where('tags.name', '=', name)
       .where('tags.hidden', '=', 0).where(aliveAt(now)).executeTakeFirst();
     if (!tag) throw new DomainError('manifest_unknown', `tag ${name} not found`, { tag: name });
-    if (tag.immutable) throw new DomainError('tag_immutable', `tag ${name} is immutable`);
+    await assertTagMutable(s, tx, repo, { name, immutable: tag.immutable }, 'delete');
     await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', tag.id).execute();
     await logAction(s, 'delete_tag', {
       namespaceId: repo.namespace_id, repositoryId: repo.id, performer, ip,

@@ -3,10 +3,12 @@
 import type { Services } from './context.ts';
 import type { Principal } from './context.ts';
 import { DomainError } from './errors.ts';
+import { DataModelError } from './data-errors.ts';
 import { logAction } from './logs.ts';
 import { validNamespace } from './names.ts';
 import { createAppToken, findUser, findUserById, hashPassword, validatePassword, verifyPassword, type User } from './accounts.ts';
 import { deleteNamespaceRows } from './namespace-deletion.ts';
+import { hasUserPrompt, removeUserPrompts } from './user-prompts.ts';
 import { INVALID_CREDENTIALS, signIn, type SignInResult } from './sessions.ts';
 import { defaultAppTokenExpiry } from './app-tokens.ts';
 
@@ -55,15 +57,21 @@ export async function changeUserDetails(
     const taken = await s.db.selectFrom('users').select('id').where('email', '=', change.email!).where('id', '!=', user.id).executeTakeFirst();
     if (taken) throw new DomainError('invalid_request', 'E-mail address already used');
   }
+  if (change.tag_expiration_s !== undefined && featureOn(s, 'CHANGE_TAG_EXPIRATION', true) && !s.config.tagExpirationOptions.includes(change.tag_expiration_s)) {
+    throw new DataModelError('Invalid tag expiration option');
+  }
   const invoiceAddressChanging = change.invoice_email_address !== undefined && change.invoice_email_address !== user.invoice_email_address;
   if (invoiceAddressChanging && change.invoice_email_address !== null && !EMAIL_RE.test(change.invoice_email_address!)) {
     throw new DomainError('invalid_request', `Invalid email address: ${change.invoice_email_address}`);
   }
 
-  // Quay renames only with FEATURE_USER_RENAME (or a pending confirm-username prompt, which
-  // database accounts never have); otherwise the field is ignored.
+  // Quay renames only with FEATURE_USER_RENAME, or while the confirm_username prompt of an account
+  // created by an external login is pending (FEATURE_USERNAME_CONFIRMATION); otherwise the field
+  // is ignored, but sending it answers the prompt.
   const newName = change.username;
-  const renaming = featureOn(s, 'USER_RENAME', false) && !!newName && newName !== user.username;
+  const confirmPending = hasUserPrompt(user, 'confirm_username');
+  const renameAllowed = featureOn(s, 'USER_RENAME', false) || (confirmPending && featureOn(s, 'USERNAME_CONFIRMATION', true));
+  const renaming = renameAllowed && !!newName && newName !== user.username;
   if (renaming) {
     if (!validNamespace(newName!)) throw new DomainError('invalid_request', `Invalid username ${newName}: namespaces must be 2-255 characters of lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit`);
     if (await findUser(s, newName!)) throw new DomainError('invalid_request', 'Username is already in use');
@@ -101,7 +109,9 @@ export async function changeUserDetails(
     if (Object.keys(metadata).length > 0) {
       await tx.updateTable('users').set(metadata).where('id', '=', user.id).execute();
       await logAction(s, 'user_change_metadata', { namespaceId: user.id, performer: p, ip, metadata }, tx);
+      await removeUserPrompts(s, user.id, ['enter_name', 'enter_company'], tx);
     }
+    if (change.username !== undefined && confirmPending) await removeUserPrompts(s, user.id, ['confirm_username'], tx);
     if (renaming) {
       await tx.updateTable('users').set({ username: newName! }).where('id', '=', user.id).execute();
       const robots = await tx.selectFrom('users').select(['id', 'username']).where('robot_owner_id', '=', user.id).execute();

@@ -13,6 +13,9 @@ import { registerRegistry } from '../http/registry/index.ts';
 import { registerApi } from '../http/api/index.ts';
 import { registerOps } from '../http/ops/index.ts';
 import { registerWebOAuth } from '../http/web/oauth.ts';
+import { registerWebRecovery } from '../http/web/recovery.ts';
+import { registerWebExternalLogin } from '../http/web/external-login.ts';
+import { setupBootstrapToken } from '../model/bootstrap-token.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { flushPullLogs } from '../model/pull-log.ts';
 import { OciError, sendOciError } from '../http/registry/errors.ts';
@@ -42,7 +45,7 @@ export async function openServices(config: QuaysideConfig, log: Logger): Promise
     await handle.close();
     throw new Error(`cannot open database ${redactUri(config.dbUri)}: ${(e as Error).message}`);
   }
-  const storage = createStorage(config.storage);
+  const storage = await createStorage(config.storage);
   const services: Services = {
     db: handle.db, dialect: handle.dialect, storage, config, log, box: new SecretBox(config.databaseSecretKey), now: () => Date.now(),
   };
@@ -58,6 +61,8 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
   const { services, handle } = await openServices(config, log);
   const keys = new RegistryKeys(services);
   await keys.init();
+  // Quay's boot step: provision (or revoke) the programmatic-bootstrap token before serving.
+  await setupBootstrapToken(services);
   const ctx: HttpContext = { services, keys };
 
   const fastify: FastifyInstance = Fastify({
@@ -88,6 +93,8 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
   await registerRegistry(fastify, ctx);
   await registerApi(fastify, ctx);
   await registerWebOAuth(fastify, ctx);
+  await registerWebRecovery(fastify, ctx);
+  await registerWebExternalLogin(fastify, ctx);
 
   let workers: Workers | null = null;
   const runWorkers = opts.workers ?? config.workersEnabled;

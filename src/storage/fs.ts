@@ -6,7 +6,7 @@ import { constants as fsc } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { addAbortSignal, Readable } from 'node:stream';
+import { addAbortSignal, Readable, type Writable } from 'node:stream';
 import {
   InvalidPathError,
   OffsetMismatchError,
@@ -24,9 +24,127 @@ function isMissing(err: unknown): boolean {
 }
 
 const COALESCE_BYTES = 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
 
 function emptyStream(): Readable {
   return Readable.from([]);
+}
+
+// 1 MiB buffers whose writes have completed, for FileRangeStream.writeTo to reuse. A fresh buffer
+// per chunk made large pulls spend most of their CPU in garbage collection (each is external memory,
+// which V8 answers with a full collection every few dozen MiB). Bounded: 16 MiB at most.
+const spare: Buffer[] = [];
+const SPARE_MAX = 16;
+
+function takeBuffer(): Buffer {
+  return spare.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+}
+
+function giveBuffers(bufs: Buffer[]): void {
+  for (const b of bufs) if (spare.length < SPARE_MAX) spare.push(b);
+}
+
+/** Resolves once `dest` is done with `chunk` (handed to the kernel), so its buffer may be reused. */
+function writeChunk(dest: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (dest.destroyed) {
+      reject(new Error('destination closed'));
+      return;
+    }
+    // A destination destroyed mid-write may never call back; 'close' ends the wait.
+    const onClose = () => reject(new Error('destination closed'));
+    dest.once('close', onClose);
+    dest.write(chunk, (err) => {
+      dest.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
+
+/** Streams that can send themselves to a Writable faster than piping (see FileRangeStream). */
+export interface WritesTo {
+  writeTo(dest: Writable): Promise<void>;
+}
+
+/**
+ * Bytes [start, end) of an open file (end Infinity: to EOF); owns and closes the handle. Read like
+ * any Readable (a fresh 1 MiB buffer per chunk: a consumer may keep chunks), or sent with
+ * writeTo(), which reuses two buffers — reading the next chunk while the last one is written —
+ * because it knows when the destination has finished with each.
+ */
+export class FileRangeStream extends Readable implements WritesTo {
+  readonly #fh: FileHandle;
+  #pos: number;
+  readonly #end: number;
+
+  constructor(fh: FileHandle, start: number, end: number, signal?: AbortSignal) {
+    super({ highWaterMark: READ_CHUNK });
+    this.#fh = fh;
+    this.#pos = start;
+    this.#end = end;
+    if (signal) addAbortSignal(signal, this);
+  }
+
+  override _read(): void {
+    const want = Math.min(READ_CHUNK, this.#end - this.#pos);
+    if (want <= 0) {
+      this.push(null);
+      return;
+    }
+    const buf = Buffer.allocUnsafeSlow(want);
+    this.#fh.read(buf, 0, want, this.#pos).then(({ bytesRead }) => {
+      if (this.destroyed) return;
+      if (bytesRead === 0) {
+        this.push(null);
+        return;
+      }
+      this.#pos += bytesRead;
+      this.push(bytesRead === want ? buf : buf.subarray(0, bytesRead));
+    }, (err: unknown) => this.destroy(err as Error));
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // close() waits for a read still in flight.
+    this.#fh.close().then(() => cb(err), (e: unknown) => cb(err ?? (e as Error)));
+  }
+
+  /** Writes the whole range to `dest` (not ended), then closes the file. Only on a fresh stream. */
+  async writeTo(dest: Writable): Promise<void> {
+    if (this.readableDidRead || this.destroyed) throw new Error('writeTo() needs a stream nobody has read from');
+    // Failures surface as this promise's rejection; an abort's 'error' event has no reader to go to.
+    this.on('error', () => {});
+    const remaining = this.#end - this.#pos;
+    // A small object takes one exact buffer; only large ones are worth the reuse.
+    const bufs = remaining <= READ_CHUNK ? [Buffer.allocUnsafe(Math.max(remaining, 0))] : [takeBuffer(), takeBuffer()];
+    // The write that last used each buffer: it must finish before the buffer is read into again.
+    const inflight: (Promise<void> | undefined)[] = [];
+    let done = false;
+    try {
+      for (let i = 0; ; i = (i + 1) % bufs.length) {
+        const buf = bufs[i]!;
+        const want = Math.min(buf.length, this.#end - this.#pos);
+        if (want <= 0) break;
+        await inflight[i];
+        // An abort destroys the stream and closes the file: report the abort, not the closed file.
+        if (this.destroyed) throw this.errored ?? new Error('stream destroyed');
+        const bytesRead = await this.#fh.read(buf, 0, want, this.#pos).then((r) => r.bytesRead, (e: unknown) => {
+          throw this.errored ?? e;
+        });
+        if (bytesRead === 0) break;
+        this.#pos += bytesRead;
+        const w = writeChunk(dest, bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+        w.catch(() => {}); // awaited later; a read failing first must not leave it unhandled
+        inflight[i] = w;
+      }
+      await Promise.all(inflight);
+      done = true;
+    } finally {
+      // After a failure the destination may still hold a buffer: those are left to the collector.
+      if (done && bufs.length > 1) giveBuffers(bufs);
+      this.destroy();
+    }
+  }
 }
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -36,6 +154,17 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+const MAX_GATHER = 256;
+
+/** What a short writev left: the buffers after the first `written` bytes. */
+function unwritten(bufs: Buffer[], written: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && written >= bufs[i]!.byteLength) written -= bufs[i++]!.byteLength;
+  const rest = bufs.slice(i);
+  if (written > 0) rest[0] = rest[0]!.subarray(written);
+  return rest;
 }
 
 /** Writes every chunk of body at consecutive positions from `start`; returns the bytes written. */
@@ -53,26 +182,27 @@ async function copyInto(fh: FileHandle, start: number, body: Readable | Uint8Arr
   if (signal) addAbortSignal(signal, body);
   let pos = start;
   // Network bodies arrive in 16–64 KiB chunks; one write per chunk costs a thread-pool round trip
-  // each. Coalescing into ~1 MiB writes keeps memory bounded and the disk path fast.
+  // each. Gathering ~1 MiB into one writev keeps memory bounded and the disk path fast, without
+  // copying into a new buffer (which made large pushes spend their time in garbage collection).
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const flush = async () => {
-    if (!pendingBytes) return;
-    const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    let bufs = pending;
+    let left = pendingBytes;
     pending = [];
     pendingBytes = 0;
-    let off = 0;
-    while (off < buf.byteLength) {
-      const { bytesWritten } = await fh.write(buf, off, buf.byteLength - off, pos);
-      off += bytesWritten;
+    while (left > 0) {
+      const { bytesWritten } = await fh.writev(bufs, pos);
       pos += bytesWritten;
+      left -= bytesWritten;
+      if (left > 0) bufs = unwritten(bufs, bytesWritten);
     }
   };
   for await (const chunk of body) {
     const buf: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
     pending.push(buf);
     pendingBytes += buf.byteLength;
-    if (pendingBytes >= COALESCE_BYTES) await flush();
+    if (pendingBytes >= COALESCE_BYTES || pending.length >= MAX_GATHER) await flush();
   }
   await flush();
   return pos - start;
@@ -141,9 +271,7 @@ export class FilesystemDriver implements StorageDriver {
       await fh.close();
       return emptyStream();
     }
-    const end = length === undefined ? undefined : offset + length - 1;
-    // 1 MiB reads: with the 64 KiB default, large blob pulls spent their time in per-chunk overhead.
-    return fh.createReadStream({ start: offset, end, signal, autoClose: true, highWaterMark: 1024 * 1024 });
+    return new FileRangeStream(fh, offset, length === undefined ? Infinity : offset + length, signal);
   }
 
   async write(path: string, body: Readable | Uint8Array, opts: WriteOptions = {}): Promise<number> {

@@ -5,6 +5,9 @@ import { expireAbandonedUploads } from '../model/upload-expiry.ts';
 import { collectGarbage, sweepOrphanObjects } from '../model/gc.ts';
 import { startRunner, type Handlers, type RunnerOptions } from './runner.ts';
 import { exportLogsHandlers } from './export-logs.ts';
+import { QUOTA_RECOUNT_QUEUE, runQuotaRecount } from '../model/quota.ts';
+import { computeRegistrySize, REGISTRY_SIZE_QUEUE } from '../model/registry-size.ts';
+import { AUTOPRUNE_QUEUE, AUTOPRUNE_SWEEP_QUEUE, autopruneIntervalMs, pruneNamespace, queueAutopruneSweep } from '../model/autoprune.ts';
 
 export interface Workers {
   stop(): Promise<void>;
@@ -22,6 +25,7 @@ export function periodic(s: Services): Record<string, number> {
     [QUEUES.uploadExpiry]: 10 * 60 * 1000,
     [QUEUES.gc]: s.config.gcIntervalSeconds * 1000,
     [QUEUES.gcSweep]: s.config.gcSweepIntervalSeconds * 1000,
+    ...(s.config.features.AUTO_PRUNE ? { [AUTOPRUNE_SWEEP_QUEUE]: autopruneIntervalMs(s) } : {}),
   };
 }
 
@@ -38,6 +42,23 @@ export function workerHandlers(s: Services): Handlers {
     async [QUEUES.gcSweep](_job, signal, log) {
       const swept = await sweepOrphanObjects(s, signal);
       if (swept) log.info({ swept }, 'orphan storage objects removed');
+    },
+    async [REGISTRY_SIZE_QUEUE](_job, _signal, log) {
+      log.info({ sizeBytes: await computeRegistrySize(s) }, 'registry size computed');
+    },
+    async [AUTOPRUNE_SWEEP_QUEUE](_job, _signal, log) {
+      const queued = await queueAutopruneSweep(s);
+      if (queued) log.info({ queued }, 'auto-prune runs queued');
+    },
+    async [AUTOPRUNE_QUEUE](job, signal, log) {
+      const namespaceId = Number((job.payload as { namespace_id?: unknown } | null)?.namespace_id);
+      if (!Number.isSafeInteger(namespaceId)) return log.warn({ payload: job.payload }, 'auto-prune job without a namespace; dropped');
+      const { pruned } = await pruneNamespace(s, namespaceId, signal);
+      if (pruned) log.info({ namespaceId, pruned }, 'tags auto-pruned');
+    },
+    async [QUOTA_RECOUNT_QUEUE](job, signal, log) {
+      const r = await runQuotaRecount(s, job, signal);
+      log.info(r, 'quota usage recounted');
     },
     ...exportLogsHandlers(s),
   };

@@ -173,3 +173,24 @@ test('referrers live as long as their subject', async () => {
   assert.equal(await objectExists(layer), false);
   await assertNoDanglingRows();
 });
+
+test('a referrer pushed before its subject is kept through the push grace window', async () => {
+  setOffset(0);
+  const layer = await c.pushBlob('alice/early', Buffer.from('early signature'));
+  const empty = await c.pushBlob('alice/early', Buffer.from('{}'));
+  const subject = 'sha256:' + 'ab'.repeat(32); // not pushed yet
+  const art = JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sig',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
+    layers: [{ mediaType: 'application/octet-stream', digest: layer, size: 15 }],
+    subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject, size: 100 },
+  });
+  assert.equal((await c.pushManifest('alice/early', sha256(art), art)).status, 201);
+  setOffset(10 * 60 * 1000);
+  await collectGarbage(s);
+  assert.equal(await pull('alice/early', sha256(art)), 200, 'the subject may still be on its way');
+  setOffset(2 * HOUR);
+  await collectGarbage(s);
+  assert.equal(await pull('alice/early', sha256(art)), 404, 'a referrer whose subject never came is collected');
+  assert.equal(await blobRow(layer), false);
+});

@@ -141,6 +141,8 @@ export function run(bin: string, args: string[], o: RunOptions & Partial<ClientC
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    // A tool that exits without reading stdin makes this write fail with EPIPE; that is no error.
+    child.stdin.on('error', () => {});
     child.stdin.end(o.stdin ?? '');
     const timer = setTimeout(() => {
       timedOut = true;

@@ -13,6 +13,8 @@ export interface ServerMainOptions {
   /** Config keys as in config.yaml: DB_URI, DISTRIBUTED_STORAGE_CONFIG, SERVER_HOSTNAME, … */
   overrides?: Record<string, unknown>;
   logLevel?: string;
+  /** Run the queue workers (GC and the rest) in this process, as `serve` does (default: false). */
+  workers?: boolean;
 }
 
 const raw = process.env.QUAYSIDE_TEST_SERVER ?? process.argv[2];
@@ -23,9 +25,9 @@ if (!raw) {
 const opts = JSON.parse(raw) as ServerMainOptions;
 const config = loadConfig({
   dataDir: opts.dataDir, port: opts.port ?? 0, host: '127.0.0.1', env: {}, warn: () => {},
-  overrides: { QUAYSIDE_WORKERS: false, ...(opts.overrides ?? {}) },
+  overrides: { QUAYSIDE_WORKERS: opts.workers ?? false, ...(opts.overrides ?? {}) },
 });
-const app = await buildApp(config, { logger: pino({ level: opts.logLevel ?? 'warn' }, pino.destination(2)), workers: false });
+const app = await buildApp(config, { logger: pino({ level: opts.logLevel ?? 'warn' }, pino.destination(2)), workers: opts.workers ?? false });
 const address = await app.listen();
 
 let closing = false;

@@ -24,10 +24,10 @@ export interface ServerProcess {
 const MAIN = fileURLToPath(new URL('./server-main.ts', import.meta.url));
 const STDERR_KEEP = 64 * 1024;
 
-export async function startServerProcess(opts: ServerMainOptions & { startTimeoutMs?: number }): Promise<ServerProcess> {
-  const { startTimeoutMs = 30_000, ...main } = opts;
+export async function startServerProcess(opts: ServerMainOptions & { startTimeoutMs?: number; env?: Record<string, string> }): Promise<ServerProcess> {
+  const { startTimeoutMs = 30_000, env = {}, ...main } = opts;
   const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', MAIN], {
-    env: { ...process.env, QUAYSIDE_TEST_SERVER: JSON.stringify(main) },
+    env: { ...process.env, ...env, QUAYSIDE_TEST_SERVER: JSON.stringify(main) },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';

@@ -6,7 +6,12 @@ import { sessionRoutes } from './session.ts';
 import { apptokenRoutes } from './apptoken.ts';
 import { oauthRoutes } from './oauth.ts';
 import { userExtraRoutes } from './user-extra.ts';
+import { bootstrapRoutes } from './bootstrap.ts';
+import { externalLoginRoutes } from './external-login.ts';
+import { recoveryRoutes } from './recovery.ts';
 
 export { registerApiGuards } from './csrf.ts';
 
-export const accountAreaRoutes: AnyRoute[] = [...sessionRoutes, ...apptokenRoutes, ...oauthRoutes, ...userExtraRoutes];
+export const accountAreaRoutes: AnyRoute[] = [
+  ...sessionRoutes, ...apptokenRoutes, ...oauthRoutes, ...userExtraRoutes, ...bootstrapRoutes, ...externalLoginRoutes, ...recoveryRoutes,
+];

@@ -15,9 +15,11 @@ import type { AppInstance } from './route.ts';
 export const CSRF_FAILURE = 'CSRF token was invalid or missing.';
 export const XHR_REQUIRED = 'API calls must be invoked with an X-Requested-With header if called from a browser';
 
-// Quay registers /user/initialize on its web blueprint (no CSRF); the bootstrap renewal is called
-// by automation with a bearer token of its own.
-const EXEMPT = new Set(['/api/v1/user/initialize', '/api/v1/bootstrap/renew']);
+// Quay registers /user/initialize on its web blueprint (no CSRF). The bootstrap renewal is called
+// by automation with a bearer token of its own: exempt when it carries one and no signed-in
+// session rides along (a browser's session keeps the normal check, as in Quay).
+const EXEMPT = new Set(['/api/v1/user/initialize']);
+const BOOTSTRAP_RENEW = '/api/v1/bootstrap/renew';
 
 export interface RegisteredRoute { method: string; url: string }
 const registered = new WeakMap<HttpContext, RegisteredRoute[]>();
@@ -67,10 +69,12 @@ function denyBody(message: string, who: string | null): Record<string, string> {
 export async function checkCsrf(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
   if (req.is404) return undefined;
-  if (EXEMPT.has(req.url.split('?')[0]!)) return undefined;
+  const path = req.url.split('?')[0]!;
+  if (EXEMPT.has(path)) return undefined;
   if (req.principal?.kind !== 'anonymous' && req.principal?.via === 'oauth') return undefined;
   const st = await readSession(ctx, req);
   if (!st.cookiePresent) return undefined;
+  if (path === BOOTSTRAP_RENEW && !st.user && /^bearer\s/i.test(req.headers.authorization ?? '')) return undefined;
   if (csrfMatches(st.csrf, presentedCsrf(req))) return undefined;
   req.log.warn({ url: req.url }, 'CSRF failure');
   const who = st.user ? `user ${st.user.username}` : null;

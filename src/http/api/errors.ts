@@ -13,6 +13,7 @@ export const API_ERROR_TYPES = {
   invalid_response: { status: 400, title: 'invalid_response', description: 'The response was found to be invalid.' },
   conflict: { status: 409, title: 'conflict', description: 'The request conflicts with the current state of the resource.' },
   tag_immutable: { status: 409, title: 'tag_immutable', description: 'The tag is immutable and cannot be modified or deleted.' },
+  token_rotation_failed: { status: 500, title: 'token_rotation_failed', description: 'The token could not be rotated.' },
 } as const;
 
 export type ApiErrorType = keyof typeof API_ERROR_TYPES;

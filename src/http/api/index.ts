@@ -14,9 +14,14 @@ import { userRoutes } from './user.ts';
 import { logsRoutes } from './logs.ts';
 import { searchRoutes } from './search.ts';
 import { adminRoutes } from './superuser.ts';
+import { superuserConfigRoutes } from './superuser-config.ts';
+import { registrySizeRoutes } from './registry-size.ts';
 import { repositoryAreaRoutes } from './repository-area.ts';
 import { organizationAreaRoutes } from './organization-area.ts';
 import { accountAreaRoutes, registerApiGuards } from './account-area.ts';
+import { quotaRoutes } from './quota.ts';
+import { autopruneRoutes } from './autoprune.ts';
+import { immutabilityRoutes } from './immutability.ts';
 
 export const API_PREFIX = '/api/v1';
 
@@ -51,9 +56,14 @@ export async function registerApi(app: AppInstance, ctx: HttpContext): Promise<v
     router.mount(logsRoutes);
     router.mount(searchRoutes);
     router.mount(adminRoutes);
+    router.mount(superuserConfigRoutes);
+    router.mount(registrySizeRoutes);
     router.mount(repositoryAreaRoutes);
     router.mount(organizationAreaRoutes);
     router.mount(accountAreaRoutes);
+    router.mount(quotaRoutes);
+    router.mount(autopruneRoutes);
+    router.mount(immutabilityRoutes);
   }, { prefix: API_PREFIX });
 }
 

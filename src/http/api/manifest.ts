@@ -1,8 +1,8 @@
 // /api/v1/repository/{repository}/manifest/{manifestref}: a manifest with its layers, sizes and
-// build history (from the image config).
+// build history (from the image config), and on request its model card (src/model/modelcard.ts).
 import { Type } from 'typebox';
 import { manifestDetails } from '../../model/manifest-details.ts';
-import { defineRoute, Nullable, TruthyBool, type AnyRoute } from './route.ts';
+import { defineRoute, Nullable, TruthyBool, truthy, type AnyRoute } from './route.ts';
 import { REPOSITORY_DOC, repoFor } from './repository.ts';
 import { formatDate } from './shapes.ts';
 
@@ -34,11 +34,12 @@ export const manifestRoutes: AnyRoute[] = [
       config_media_type: Nullable(Type.String()),
       layers_compressed_size: Type.Integer(),
       layers: Nullable(Type.Array(Layer)),
+      modelcard: Type.Optional(Type.String()),
     }),
     async handler(req, _reply, env) {
       const s = env.ctx.services;
       const { repo } = await repoFor(s, req, 'read');
-      const m = await manifestDetails(s, repo.id, req.params.manifestref);
+      const m = await manifestDetails(s, repo.id, req.params.manifestref, { modelcard: truthy(req.query.include_modelcard) });
       return {
         digest: m.digest,
         is_manifest_list: m.isManifestList,
@@ -49,6 +50,7 @@ export const manifestRoutes: AnyRoute[] = [
           index: l.index, compressed_size: l.compressedSize, is_remote: l.isRemote, urls: l.urls, command: l.command, comment: l.comment,
           author: l.author, blob_digest: l.blobDigest, created_datetime: formatDate(l.created),
         })),
+        ...(m.modelcard !== undefined ? { modelcard: m.modelcard } : {}),
       };
     },
   }),

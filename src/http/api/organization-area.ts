@@ -7,7 +7,8 @@ import { robotRoutes } from './robot.ts';
 import { permissionRoutes } from './permission.ts';
 import { prototypeRoutes } from './prototype.ts';
 import { entitiesRoutes } from './entities.ts';
+import { oauthTokenRoutes } from './oauth-tokens.ts';
 
 export const organizationAreaRoutes: AnyRoute[] = [
-  ...organizationRoutes, ...teamRoutes, ...robotRoutes, ...permissionRoutes, ...prototypeRoutes, ...entitiesRoutes,
+  ...organizationRoutes, ...teamRoutes, ...robotRoutes, ...permissionRoutes, ...prototypeRoutes, ...entitiesRoutes, ...oauthTokenRoutes,
 ];

@@ -4,5 +4,7 @@ import { repositoryRoutes } from './repository.ts';
 import { tagRoutes } from './tag.ts';
 import { manifestRoutes } from './manifest.ts';
 import { labelRoutes } from './label.ts';
+import { pullStatsRoutes } from './pull-stats.ts';
+import { signingRoutes } from './signing.ts';
 
-export const repositoryAreaRoutes: AnyRoute[] = [...repositoryRoutes, ...tagRoutes, ...manifestRoutes, ...labelRoutes];
+export const repositoryAreaRoutes: AnyRoute[] = [...repositoryRoutes, ...tagRoutes, ...manifestRoutes, ...labelRoutes, ...pullStatsRoutes, ...signingRoutes];

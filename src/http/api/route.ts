@@ -49,6 +49,8 @@ export interface RouteSpec<B extends TSchema | undefined, Q extends TSchema | un
   scopes?: readonly string[];
   /** FEATURE_ flags (without the prefix) that must all be on for the route to exist at all. */
   features?: readonly string[];
+  /** Quay's @show_if on a plain config key: the route exists only when this holds. */
+  showIf?: (config: HttpContext['services']['config']) => boolean;
   /** Quay's @internal_only: listed in discovery only with ?internal=true. */
   internal?: boolean;
   /** Quay's @anon_allowed: callable anonymously even when FEATURE_ANONYMOUS_ACCESS is off. */
@@ -125,7 +127,7 @@ export class ApiRouter {
   add(spec: AnyRoute): void {
     const { ctx } = this.env;
     // Quay's @show_if: a route whose feature is off does not exist (404), and is not discovered.
-    if (!featuresOn(ctx, spec.features)) return;
+    if (!featuresOn(ctx, spec.features) || (spec.showIf && !spec.showIf(ctx.services.config))) return;
     this.routes.push(spec);
     const status = spec.status ?? 200;
     const env = this.env;

@@ -1,6 +1,5 @@
 // Cookie sign-in for the web UI: POST /signin, /signin/verify, /signout (Quay's endpoints/api/user.py),
-// plus /detachexternal/{service_id}. /externallogin/{service_id} is not served: it only builds
-// authorize URLs for external login providers, and Quayside has none.
+// plus /detachexternal/{service_id}. /externallogin/{service_id} lives in ./external-login.ts.
 import { Type } from 'typebox';
 import type { FastifyReply } from 'fastify';
 import { detachFederatedLogin } from '../../model/user-account.ts';

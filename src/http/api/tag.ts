@@ -146,6 +146,7 @@ export const tagRoutes: AnyRoute[] = [
   }),
   defineRoute({
     method: 'POST', path: '/repository/{repository}/tag/{tag}/expire', nickname: 'removeTagFromTimemachine', tag: 'tag', scopes: ['repo:write'],
+    showIf: (config) => config.permanentlyDeleteTags,
     description: 'Updates any expired tags with the matching name and manifest with an expiry outside the time machine window',
     paramDocs, params: TagParams,
     body: Type.Object({
@@ -159,17 +160,18 @@ export const tagRoutes: AnyRoute[] = [
     }, { description: 'Removes tag from the time machine window' }),
     bodyName: 'ExpireTag',
     response: Type.String(),
-    async handler(req, _reply, env) {
+    async handler(req, reply, env) {
       const s = env.ctx.services;
-      // Quay's @show_if(PERMANENTLY_DELETE_TAGS), a plain config key rather than a feature flag.
-      if (s.config.raw.PERMANENTLY_DELETE_TAGS === false) throw new ApiError('not_found', 'Not Found');
       const { repo } = await repoFor(s, req, 'write');
       const isAlive = req.body.is_alive ?? false;
       const digest = req.body.manifest_digest ?? null;
       if (!isAlive && digest === null) throw new ApiError('invalid_request', 'manifest_digest required when is_alive set to false');
-      const updated = await expireFromTimeMachine(s, repo, req.params.tag, { isAlive, manifestDigest: digest }, req.principal, req.ip);
+      const updated = await expireFromTimeMachine(s, repo, req.params.tag, {
+        isAlive, manifestDigest: digest, includeSubmanifests: req.body.include_submanifests ?? false,
+      }, req.principal, req.ip);
       if (!updated) throw new DomainError('not_found', 'Not Found');
-      return '';
+      // Quay's `return "", 200`: a JSON empty string.
+      return reply.type('application/json').send('""');
     },
   }),
 ];

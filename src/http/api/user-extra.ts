@@ -14,6 +14,7 @@ import { getUserNotification, listUserNotifications, setNotificationDismissed, t
 import { issueLoginCookie, readSession } from '../session-cookie.ts';
 import { requireFreshLogin, requireScope, requireUser } from './auth.ts';
 import { ApiError } from './errors.ts';
+import { dataModel } from './data-model.ts';
 import { startIdFrom, encodePageToken } from './page-token.ts';
 import { splitRepositoryParam } from './repo-path.ts';
 import { defineRoute, Nullable, type AnyRoute } from './route.ts';
@@ -85,7 +86,7 @@ export const userExtraRoutes: AnyRoute[] = [
       await requireFreshLogin(ctx, req);
       let r;
       try {
-        r = await changeUserDetails(ctx.services, p, req.body, req.ip);
+        r = await dataModel(changeUserDetails(ctx.services, p, req.body, req.ip));
       } catch (e) {
         rethrowInvalid(e);
       }

@@ -7,6 +7,7 @@ import { initializeFirstUser } from '../../model/bootstrap.ts';
 import { DomainError } from '../../model/errors.ts';
 import { logAction } from '../../model/logs.ts';
 import { canCreateIn } from '../../model/permissions.ts';
+import { userPrompts } from '../../model/user-prompts.ts';
 import { federatedLogins, namespaceQuotas, publicNamespaces, quotaReport, userOrganizations, type OrgMembership } from '../../model/profile.ts';
 import { PlainError } from './abort.ts';
 import { createSession } from '../../model/sessions.ts';
@@ -80,7 +81,7 @@ export async function userView(s: Services, user: User, viewer: Principal): Prom
       invoice_email_address: user.invoice_email_address,
       preferred_namespace: false,
       tag_expiration_s: user.tag_expiration_s,
-      prompts: [],
+      prompts: userPrompts(user),
       company: user.company,
       family_name: user.family_name,
       given_name: user.given_name,

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createRequire } from 'node:module';
 import { serverHost, type HttpContext } from '../context.ts';
 import type { AppInstance } from '../api/route.ts';
+import { publicLoginConfig } from '../../model/login-providers.ts';
 
 // Quay's config.CLIENT_WHITELIST. FEATURE_* entries are reported from the features map.
 export const CLIENT_WHITELIST = [
@@ -57,7 +58,7 @@ export function publicConfig(ctx: HttpContext, req: FastifyRequest): Record<stri
     config,
     features: { ...cfg.features },
     oauth: {},
-    external_login: [],
+    external_login: publicLoginConfig(ctx.services),
     registry_state: cfg.registryState,
     account_recovery_mode: raw.ACCOUNT_RECOVERY_MODE === true,
     version_number: `Quayside ${version}`,

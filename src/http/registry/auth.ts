@@ -37,10 +37,19 @@ function scopesFrom(req: FastifyRequest): string[] {
   return out;
 }
 
+/** The OAuth2 form containerd POSTs first (Docker token spec): a password grant carries the
+ * credentials in the body. Other grants (refresh_token) are refused, so the client falls back to GET. */
+function formCredentials(req: FastifyRequest): { username: string; password: string } | null {
+  const form = req.method === 'POST' && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : null;
+  if (!form || form.grant_type === undefined) return null;
+  if (form.grant_type !== 'password') throw new OciError('UNSUPPORTED', 'unsupported grant_type');
+  return { username: String(form.username ?? ''), password: String(form.password ?? '') };
+}
+
 /** GET|POST /v2/auth */
 export async function tokenEndpoint(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const s = ctx.services;
-  const creds = parseBasic(req.headers.authorization);
+  const creds = parseBasic(req.headers.authorization) ?? formCredentials(req);
   let principal: Principal;
   if (creds === 'malformed') throw new OciError('UNAUTHORIZED', 'Invalid Authorization header');
   if (creds === null || (creds.username === '' && creds.password === '')) {

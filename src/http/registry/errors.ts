@@ -20,7 +20,6 @@ export const OCI_ERRORS = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   RANGE_INVALID: { status: 416, message: 'invalid content range' },
-  QUOTA_EXCEEDED: { status: 403, message: 'quota for the namespace has been exceeded' },
   TAG_IMMUTABLE: { status: 409, message: 'tag is immutable' },
   NOT_FOUND: { status: 404, message: 'not found' },
 } as const;
@@ -61,12 +60,14 @@ const FROM_DOMAIN: Record<DomainErrorCode, OciCode> = {
   invalid_request: 'MANIFEST_INVALID',
   conflict: 'DENIED',
   tag_immutable: 'TAG_IMMUTABLE',
-  quota_exceeded: 'QUOTA_EXCEEDED',
+  quota_exceeded: 'DENIED', // Quay's QuotaExceeded: 403 DENIED "Quota has been exceeded on namespace"
   too_many_requests: 'TOOMANYREQUESTS',
 };
 
 export function ociFromDomain(code: DomainErrorCode, message: string, detail?: unknown): OciError {
   const oci = FROM_DOMAIN[code];
+  // Quay's TagImmutable keeps its fixed message and names the tag in detail.
+  if (oci === 'TAG_IMMUTABLE') return new OciError(oci, undefined, detail);
   // Quay answers a write to a read-only registry or repository with 405 UNSUPPORTED-style denial;
   // clients show the message, so keep it.
   return new OciError(oci, message, detail);

@@ -73,7 +73,10 @@ export async function registerRegistry(app: FastifyInstance, ctx: HttpContext): 
       if (e.statusCode && e.statusCode < 500) {
         return sendOciError(reply, new OciError(e.statusCode === 413 ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID', e.message, undefined, e.statusCode));
       }
-      if (req.raw.destroyed || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET' || (err as Error).name === 'AbortError') {
+      // A request whose body was read to the end is `destroyed` too: only an incomplete body or a
+      // closed socket means the client left (else a server error would be answered as a bare 400).
+      const gone = (req.raw.destroyed && !req.raw.complete) || req.raw.socket?.destroyed === true;
+      if (gone || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET' || (err as Error).name === 'AbortError') {
         req.log.info({ err }, 'client went away');
         return reply.code(400).send();
       }

@@ -7,6 +7,7 @@ import { parseDigest, splitRepoPath } from '../../model/names.ts';
 import { appendUpload, cancelUpload, completeUpload, getUpload, startUpload, type UploadSession } from '../../model/uploads.ts';
 import { mountBlob } from '../../model/blobs.ts';
 import { findRepo } from '../../model/repositories.ts';
+import { enforceUploadQuota } from '../../model/quota.ts';
 
 function sessionHeaders(rr: RegistryRequest, u: UploadSession): FastifyReply {
   return rr.reply.header('Location', `/v2/${rr.name}/blobs/uploads/${u.uuid}`).header('Docker-Upload-UUID', u.uuid)
@@ -42,6 +43,7 @@ export async function start(rr: RegistryRequest): Promise<FastifyReply> {
   const s = rr.ctx.services;
   const q = rr.req.query as Record<string, string | undefined>;
   const repo = await resolveRepo(rr, 'push');
+  await enforceUploadQuota(s, repo.id, null);
   if (q.mount) {
     parseDigest(q.mount);
     let from = null;
@@ -89,6 +91,7 @@ function parseContentRange(h: string | undefined): { start: number; end: number 
 
 export async function patch(rr: RegistryRequest): Promise<FastifyReply> {
   const u = await session(rr);
+  await enforceUploadQuota(rr.ctx.services, u.repository_id, u);
   const range = parseContentRange(rr.req.headers['content-range']);
   const len = contentLength(rr);
   if (range && len !== undefined && len !== range.end - range.start + 1) throw new OciError('RANGE_INVALID', 'Content-Range does not match Content-Length');
@@ -108,6 +111,7 @@ export async function finish(rr: RegistryRequest): Promise<FastifyReply> {
   parseDigest(q.digest);
   const u = await session(rr);
   const s = rr.ctx.services;
+  await enforceUploadQuota(s, u.repository_id, u);
   if (hasBody(rr)) {
     const range = parseContentRange(rr.req.headers['content-range']);
     await appendUpload(s, u, rr.req.raw, { rangeStart: range?.start, expectedLength: contentLength(rr), signal: abortSignal(rr) });

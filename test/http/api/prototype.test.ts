@@ -137,16 +137,17 @@ describe('prototypes apply at repository creation, through the API and by push',
   test('a repository created with POST /api/v1/repository gets the default permissions', async () => {
     const r = await w.api('POST', '/repository', { caller: 'creator', body: { repository: 'viaapi', namespace: 'acme', visibility: 'private', description: '' } });
     assert.equal(r.status, 201, await r.clone().text());
-    assert.deepEqual(await grants('viaapi'), { builders: 'write', outsider: 'read' });
+    // The creator itself is an explicit admin, as in Quay's create_repository.
+    assert.deepEqual(await grants('viaapi'), { creator: 'admin', builders: 'write', outsider: 'read' });
   });
 
   test('a repository created by a docker push gets the same default permissions', async () => {
     const client = new RegistryClient(w.t.url, 'creator', PASSWORD);
     await client.pushImage('acme/viapush', 'v1');
-    assert.deepEqual(await grants('viapush'), { builders: 'write', outsider: 'read' });
+    assert.deepEqual(await grants('viapush'), { creator: 'admin', builders: 'write', outsider: 'read' });
     // The rule for the activating user only applies to them: orgadmin's push gets the general one.
     await new RegistryClient(w.t.url, 'orgadmin', PASSWORD).pushImage('acme/byadmin', 'v1');
-    assert.deepEqual(await grants('byadmin'), { builders: 'write', outsider: 'admin' });
+    assert.deepEqual(await grants('byadmin'), { orgadmin: 'admin', builders: 'write', outsider: 'admin' });
     // The delegate's permission is real: outsider can now pull what creator pushed.
     const pull = await new RegistryClient(w.t.url, 'outsider', PASSWORD).req('GET', '/v2/acme/viapush/manifests/v1', {
       scope: 'repository:acme/viapush:pull', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },

@@ -31,7 +31,8 @@ describe('POST /api/v1/repository', () => {
     assert.equal(repo?.description, 'Hello *world*');
     assert.equal(repo?.is_public, 0);
     const perms = await db.selectFrom('repo_permissions').selectAll().where('repository_id', '=', repo!.id).execute();
-    assert.deepEqual(perms.map((p) => [p.user_id, p.role]), [[w.users.member.id, 'write']]);
+    // The creator is an explicit admin (Quay's create_repository), then the default permission applies.
+    assert.deepEqual(perms.map((p) => [p.user_id, p.role]), [[w.users.creator.id, 'admin'], [w.users.member.id, 'write']]);
     const logs = (await logsOf(w, 'create_repo')).filter((l) => l.repository_id === repo!.id);
     assert.equal(logs.length, 1);
     assert.deepEqual(logs[0]!.metadata, { repo: 'made', namespace: 'acme' });

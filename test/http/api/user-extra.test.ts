@@ -20,20 +20,20 @@ describe('PUT /api/v1/user/', () => {
   test('changes e-mail, invoicing and tag expiration, logging each with Quay\'s kinds', async () => {
     const { token, user } = await userWithToken(t, 'alice', ['user:admin', 'user:read']);
     const r = await call(t, 'PUT', '/api/v1/user/', {
-      token, json: { email: 'new@example.com', invoice_email: true, invoice_email_address: 'bills@example.com', tag_expiration_s: 3600 },
+      token, json: { email: 'new@example.com', invoice_email: true, invoice_email_address: 'bills@example.com', tag_expiration_s: 86400 },
     });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.username, 'alice');
     assert.equal(r.body.email, 'new@example.com');
     assert.equal(r.body.invoice_email, true);
     assert.equal(r.body.invoice_email_address, 'bills@example.com');
-    assert.equal(r.body.tag_expiration_s, 3600);
+    assert.equal(r.body.tag_expiration_s, 86400);
     assert.equal(r.body.is_me, true);
     const logs = (await logKinds(t)).filter((l) => l.account_id === user.id);
     const byKind = (k: string) => logs.filter((l) => l.kind === k).map((l) => l.metadata);
     assert.deepEqual(byKind('user_change_email'), [{ email: 'new@example.com', old_email: 'alice@example.com' }]);
     assert.deepEqual(byKind('user_change_invoicing'), [{ invoice_email: true }, { invoice_email_address: 'bills@example.com' }]);
-    assert.deepEqual(byKind('user_change_tag_expiration'), [{ tag_expiration: 3600 }]);
+    assert.deepEqual(byKind('user_change_tag_expiration'), [{ tag_expiration: 86400 }]);
   });
 
   test('bad input changes nothing: taken or invalid e-mail, short password, wrong types', async () => {

@@ -82,6 +82,25 @@ test('POST /v2/auth takes the same credentials', async () => {
   assert.deepEqual(claims.access, [{ type: 'repository', name: 'alice/private', actions: ['pull'] }]);
 });
 
+test('POST /v2/auth honours the OAuth2 password grant containerd sends; other grants are refused', async () => {
+  const post = (form: Record<string, string>) => fetch(`${t.url}/v2/auth`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(),
+  });
+  const base = { grant_type: 'password', client_id: 'containerd-client', service: t.host, scope: 'repository:alice/private:pull' };
+  const ok = await post({ ...base, username: 'alice', password: 'password1' });
+  assert.equal(ok.status, 200);
+  const claims = decodeJwt(((await ok.json()) as { token: string }).token) as { sub: string; access: unknown };
+  assert.equal(claims.sub, 'alice');
+  assert.deepEqual(claims.access, [{ type: 'repository', name: 'alice/private', actions: ['pull'] }]);
+  const robot = await post({ ...base, username: 'acme+nobody', password: robotToken });
+  assert.equal(robot.status, 401);
+  const wrong = await post({ ...base, username: 'alice', password: 'wrong' });
+  assert.equal(wrong.status, 401);
+  assert.equal(((await wrong.json()) as { errors: { code: string }[] }).errors[0]!.code, 'UNAUTHORIZED');
+  const refresh = await post({ grant_type: 'refresh_token', refresh_token: 'x', service: t.host, scope: base.scope });
+  assert.equal(refresh.status, 405);
+});
+
 test('bad credentials answer 401 with an OCI error body', async () => {
   for (const creds of [basic('alice', 'wrong'), basic('nobody', 'password1'), basic('alice+ci', 'WRONG'), basic('$app', 'X'.repeat(120)), basic('$oauthtoken', 'y'.repeat(40)), 'Basic !!!']) {
     const res = await auth(creds, 'repository:alice/private:pull');
