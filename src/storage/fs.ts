@@ -370,8 +370,10 @@ export class FilesystemDriver implements StorageDriver {
           throw new OffsetMismatchError(size, offset);
         }
         try {
+          // No fsync per append (as Distribution): the bytes are in the page cache, which survives a
+          // killed process; uploadCommit fsyncs the whole file before publishing it. After a machine
+          // crash a shorter file than the session row records is caught and the session dropped.
           const n = await copyInto(fh, offset, body, opts.signal);
-          await fh.sync();
           return offset + n;
         } catch (err) {
           // Cut off whatever part of the failed body reached the file.
