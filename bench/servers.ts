@@ -148,7 +148,8 @@ export async function startQuayside(repoRoot: string): Promise<RunningServer> {
   await mkdir(dataDir);
   const logPath = join(dir, 'server.log');
   const node = process.execPath;
-  const nodeFlags = ['--disable-warning=ExperimentalWarning'];
+  // The flags bin/quayside runs the server with.
+  const nodeFlags = readFileSync(resolve(repoRoot, 'bin/node-flags'), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
 
   await createUser(node, [...nodeFlags, main, 'user', 'create', QUAYSIDE_USER, '--email', 'bench@example.com',
     '--password-stdin', '--superuser', '--data-dir', dataDir], QUAYSIDE_PASSWORD, repoRoot, logPath);

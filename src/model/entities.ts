@@ -79,3 +79,15 @@ export async function searchEntities(
     org: orgResult,
   };
 }
+
+/** Quay's LinkExternalEntity answer; federated backends would add `linked` and `refused`. */
+export type ExternalLink = { linked: false; reason: 'not_federated' };
+
+/**
+ * Links a user of a federated authentication backend (LDAP, Keystone, …) to a local account.
+ * Quayside authenticates against its own database only (AUTHENTICATION_TYPE: Database), which has
+ * no external directory, so there is never anyone to link.
+ */
+export function linkExternalUser(_s: Services, _username: string): ExternalLink {
+  return { linked: false, reason: 'not_federated' };
+}

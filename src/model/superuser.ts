@@ -296,6 +296,17 @@ export async function changelog(): Promise<string> {
   }
 }
 
+/**
+ * Quay's scShutdownContainer check: superusers only; DEBUGGING: true turns the call into a no-op.
+ * Quay also lets anyone in while the database has no accounts (its config tool restarts the
+ * container before the first user exists) or under TESTING; Quayside has neither tool nor test
+ * mode, and both would let any caller keep a fresh install down.
+ */
+export async function shutdownDecision(s: Services, p: Principal): Promise<'denied' | 'ignored' | 'allowed'> {
+  if (superuserAccess(s, p) !== 'full') return 'denied';
+  return s.config.raw.DEBUGGING === true ? 'ignored' : 'allowed';
+}
+
 /** Quay's scRegistryStatus: Quayside is configured once it runs, unless SETUP_COMPLETE says otherwise. */
 export function registryStatus(s: Services): { status: 'ready'; provider_id: string } | { status: 'setup-incomplete' } {
   if (s.config.raw.SETUP_COMPLETE === false) return { status: 'setup-incomplete' };

@@ -85,8 +85,12 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   }) as unknown as FastifyInstance;
+  // Once closing, answers in flight end their connection: a kept-alive socket would otherwise hold
+  // fastify.close() open until the client drops it (up to the keep-alive timeout).
+  let closing = false;
   fastify.addHook('onSend', async (req, reply) => {
     reply.header('X-Request-Id', req.id);
+    if (closing) reply.header('Connection', 'close');
   });
 
   await registerOps(fastify, ctx);
@@ -106,6 +110,7 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
       return addr;
     },
     async close() {
+      closing = true;
       await fastify.close();
       if (workers) await workers.stop();
       await flushPullLogs(services);

@@ -12,4 +12,7 @@ export class PlainError extends Error {
   }
 }
 
+/** Werkzeug's NotFound description: the body of Quay's bare abort(404) inside a handler. */
+export const NOT_FOUND_MESSAGE = 'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.';
+
 export const READONLY_MESSAGE = 'System is currently read-only. Pulls will succeed but all write operations are currently suspended.';

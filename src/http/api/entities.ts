@@ -1,6 +1,8 @@
 // GET /api/v1/entities/{prefix}: autocomplete for users, robots, teams and organizations.
+// POST /api/v1/entities/link/{username}: link an external directory user (federated backends only).
 import { Type } from 'typebox';
-import { searchEntities } from '../../model/entities.ts';
+import { linkExternalUser, searchEntities } from '../../model/entities.ts';
+import { NOT_FOUND_MESSAGE, PlainError } from './abort.ts';
 import { teamAvatar } from './organization.ts';
 import { defineRoute, TruthyBool, truthy, type AnyRoute } from './route.ts';
 import { AvatarSchema, avatar, userAvatar } from './shapes.ts';
@@ -15,6 +17,9 @@ const UserEntity = Type.Object({
 });
 const GroupEntity = Type.Object({ name: Type.String(), kind: Type.String(), is_org_member: Type.Boolean(), avatar: AvatarSchema });
 const EntityView = Type.Union([UserEntity, GroupEntity]);
+const LinkedEntity = Type.Object({
+  entity: Type.Object({ name: Type.String(), kind: Type.String(), is_robot: Type.Boolean(), avatar: AvatarSchema }),
+});
 
 export const entitiesRoutes: AnyRoute[] = [
   defineRoute({
@@ -40,6 +45,16 @@ export const entitiesRoutes: AnyRoute[] = [
       }));
       const orgs = r.org ? [{ name: r.org.username, kind: 'org', is_org_member: true, avatar: avatar(s, r.org.username, r.org.email, 'org') }] : [];
       return { results: [...teams, ...users, ...orgs] };
+    },
+  }),
+  defineRoute({
+    method: 'POST', path: '/entities/link/{username}', nickname: 'linkExternalUser', tag: 'search', internal: true,
+    params: Type.Object({ username: Type.String() }),
+    response: LinkedEntity, responseName: 'LinkedEntity',
+    async handler(req, _reply, env) {
+      // Quay answers a non-federated backend with a bare abort(404), before looking at the caller.
+      const r = linkExternalUser(env.ctx.services, req.params.username);
+      if (r.reason === 'not_federated') throw new PlainError(404, NOT_FOUND_MESSAGE);
     },
   }),
 ];

@@ -1,6 +1,6 @@
 // /api/v1/superuser/*: the superuser panel's users, organizations, ownership, app tokens, change
 // log and registry status. This module also gathers the other administration areas (service
-// keys, global messages, registry capabilities) so the API mounts them in one place.
+// keys, global messages, registry capabilities, shutdown) so the API mounts them in one place.
 import { Type } from 'typebox';
 import type { Services } from '../../model/context.ts';
 import {
@@ -17,6 +17,7 @@ import { requireSuperuser } from './superuser-access.ts';
 import { serviceKeyRoutes } from './service-keys.ts';
 import { messageRoutes } from './messages.ts';
 import { capabilitiesRoutes } from './capabilities.ts';
+import { shutdownRoutes } from './superuser-shutdown.ts';
 
 const SU = ['super:user'];
 const FEATURES = ['SUPER_USERS'];
@@ -212,5 +213,5 @@ const superuserRoutes: AnyRoute[] = [
   }),
 ];
 
-/** Superuser panel, service keys, global messages and registry capabilities. */
-export const adminRoutes: AnyRoute[] = [...superuserRoutes, ...serviceKeyRoutes, ...messageRoutes, ...capabilitiesRoutes];
+/** Superuser panel, shutdown, service keys, global messages and registry capabilities. */
+export const adminRoutes: AnyRoute[] = [...superuserRoutes, ...shutdownRoutes, ...serviceKeyRoutes, ...messageRoutes, ...capabilitiesRoutes];

@@ -1,11 +1,13 @@
 // GET /api/v1/entities/{prefix} over real HTTP: what each caller sees (users always; a namespace's
 // robots, teams and the org itself only for its members), ordering, limits and prefix handling.
+// POST /api/v1/entities/link/{username}: absent in effect (404) without a federated backend.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createWorld, type Caller, type World } from '../../support/world.ts';
 import { AVATAR_COLORS } from '../../../src/http/api/shapes.ts';
-import { createRobot, createUser } from '../../../src/model/accounts.ts';
+import { createRobot, createUser, findUser } from '../../../src/model/accounts.ts';
+import { NOT_FOUND_MESSAGE } from '../../../src/http/api/abort.ts';
 import { avatarOf } from '../../support/api-expect.ts';
 
 const sha256 = (x: string) => createHash('sha256').update(x).digest('hex');
@@ -84,4 +86,26 @@ test('with PARTIAL_USER_AUTOCOMPLETE off only exact usernames match', async () =
   } finally {
     await exact.close();
   }
+});
+
+describe('POST /api/v1/entities/link/{username}', () => {
+  test('Database authentication has no external users: Quay\'s bare abort(404) for every caller, nothing created', async () => {
+    for (const caller of ['orgadmin', 'superuser', 'anonymous'] as const) {
+      const r = await w.api('POST', '/entities/link/ldapperson', { caller });
+      assert.equal(r.status, 404, caller);
+      assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+      assert.deepEqual(await r.json(), { message: NOT_FOUND_MESSAGE });
+    }
+    assert.equal(await findUser(w.t.app.services, 'ldapperson'), undefined);
+  });
+
+  test('listed in discovery only with ?internal=true, under Quay\'s nickname', async () => {
+    const doc = async (q: string) => (await (await w.api('GET', `/discovery${q}`)).json()) as { paths: Record<string, any> };
+    const op = (await doc('?internal=true')).paths['/api/v1/entities/link/{username}']?.post;
+    assert.equal(op?.operationId, 'linkExternalUser');
+    assert.deepEqual(op?.tags, ['search']);
+    assert.equal(op?.['x-internal'], true);
+    assert.deepEqual(op?.parameters.map((p: { name: string; in: string }) => [p.name, p.in]), [['username', 'path']]);
+    assert.equal((await doc('')).paths['/api/v1/entities/link/{username}']?.post, undefined);
+  });
 });

@@ -8,7 +8,9 @@ import { expectAll, runMatrix, type MatrixRow } from '../../support/matrix.ts';
 import { createOrganization, createUser, findUser } from '../../../src/model/accounts.ts';
 
 let w: World;
-before(async () => { w = await createWorld(); });
+// DEBUGGING: POST /superuser/shutdown answers without stopping this process (the real stop is
+// covered by superuser-shutdown.test.ts); nothing else in these rows depends on it.
+before(async () => { w = await createWorld({ DEBUGGING: true }); });
 after(async () => { await w?.close(); });
 
 const SU = ['super:user'];
@@ -51,6 +53,8 @@ test('superuser, service key, message and capability endpoints × callers', asyn
     { method: 'GET', path: '/superuser/apptokens', scopes: SU, expect: read() },
     { method: 'GET', path: '/superuser/changelog/', scopes: SU, expect: read() },
     { method: 'GET', path: '/superuser/registrystatus', scopes: [], expect: everyone(200) },
+    // Quay's bare abort(403), for callers without /api/v1 credentials too.
+    { method: 'POST', path: '/superuser/shutdown', scopes: [], expect: { ...write(200), anonymous: 403, robot: 403, appToken: 403 } },
     { method: 'GET', path: '/superuser/keys', scopes: SU, expect: read() },
     { method: 'POST', path: '/superuser/keys', scopes: SU, body: { service: 'matrix', expiration: null }, expect: write() },
     { method: 'GET', path: `/superuser/keys/${instanceKid}`, scopes: SU, expect: read() },

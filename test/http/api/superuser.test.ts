@@ -478,14 +478,16 @@ describe('superuser app tokens, change log, registry status, shutdown', () => {
     assert.match(b.log, /^# Quayside change log/);
   });
 
-  test('GET /superuser/registrystatus is ready for anyone; /superuser/shutdown does not exist', async () => {
+  test('GET /superuser/registrystatus is ready for anyone; POST /superuser/shutdown refuses everyone else with a bare 403', async () => {
     const r = await w.api('GET', '/superuser/registrystatus', { caller: 'anonymous' });
     assert.equal(r.status, 200);
     assert.deepEqual(await json(r), { provider_id: 'file', status: 'ready' });
-    // Quay restarts its container after config-editor changes; Quayside has no such flow, so it
-    // does not pretend to: the route is absent.
-    const gone = await w.api('POST', '/superuser/shutdown', { caller: 'superuser' });
-    assert.equal(gone.status, 404);
+    // A superuser's call stops the server: superuser-shutdown.test.ts runs that in its own process.
+    for (const caller of ['readonlySuperuser', 'orgadmin', 'anonymous'] as const) {
+      const no = await w.api('POST', '/superuser/shutdown', { caller });
+      assert.equal(no.status, 403, caller);
+      assert.deepEqual(await json(no), { message: FORBIDDEN });
+    }
   });
 
   test('read-only superuser: reads allowed, every mutation 403 and nothing changes', async () => {
@@ -530,6 +532,9 @@ describe('superuser feature gate', () => {
         assert.equal(r.status, 404, path);
         await r.arrayBuffer();
       }
+      const shutdown = await w.api('POST', '/superuser/shutdown', { caller: 'superuser' });
+      assert.equal(shutdown.status, 404);
+      await shutdown.arrayBuffer();
       const msg = await w.api('POST', '/messages', { caller: 'superuser', body: { message: { content: 'x', media_type: 'text/plain', severity: 'info' } } });
       assert.equal(msg.status, 404);
       assert.equal(typeof (await json(msg)).message, 'string');
