@@ -18,7 +18,7 @@ import type { Database } from '../db/schema.ts';
 import type { Services } from './context.ts';
 import { lockRepository } from './tags.ts';
 import { withDigestLock } from './digest-lock.ts';
-import { releaseManifests } from './quota.ts';
+import { releaseManifests } from './quota-usage.ts';
 import { layout } from '../storage/driver.ts';
 
 export interface GcStats {

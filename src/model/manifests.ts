@@ -12,7 +12,7 @@ import { applyConfigLabels } from './labels.ts';
 import type { Repo } from './repositories.ts';
 import { assertTagMutable } from './immutability.ts';
 import { schedulePruneAfterPush } from './autoprune.ts';
-import { chargeManifest, noteQuotaRejection, noteQuotaWarning } from './quota.ts';
+import { chargeManifest, noteQuotaRejection, noteQuotaWarning } from './quota-usage.ts';
 
 export interface StoredManifest {
   id: number;

@@ -5,7 +5,7 @@ import { expireAbandonedUploads } from '../model/upload-expiry.ts';
 import { collectGarbage, sweepOrphanObjects } from '../model/gc.ts';
 import { startRunner, type Handlers, type RunnerOptions } from './runner.ts';
 import { exportLogsHandlers } from './export-logs.ts';
-import { QUOTA_RECOUNT_QUEUE, runQuotaRecount } from '../model/quota.ts';
+import { QUOTA_RECOUNT_QUEUE, runQuotaRecount } from '../model/quota-usage.ts';
 import { computeRegistrySize, REGISTRY_SIZE_QUEUE } from '../model/registry-size.ts';
 import { AUTOPRUNE_QUEUE, AUTOPRUNE_SWEEP_QUEUE, autopruneIntervalMs, pruneNamespace, queueAutopruneSweep } from '../model/autoprune.ts';
 

@@ -11,7 +11,8 @@ import { createOrganization, createUser, type User } from '../../src/model/accou
 import type { Services } from '../../src/model/context.ts';
 import { collectGarbage } from '../../src/model/gc.ts';
 import { claim, complete } from '../../src/model/queue.ts';
-import { enqueueQuotaRecount, humanSize, parseHumanSize, QUOTA_RECOUNT_QUEUE } from '../../src/model/quota.ts';
+import { humanSize, parseHumanSize } from '../../src/model/quota.ts';
+import { enqueueQuotaRecount, QUOTA_RECOUNT_QUEUE } from '../../src/model/quota-usage.ts';
 import { workerHandlers } from '../../src/workers/index.ts';
 
 let t: TestApp;

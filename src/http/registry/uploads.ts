@@ -7,7 +7,7 @@ import { parseDigest, splitRepoPath } from '../../model/names.ts';
 import { appendUpload, cancelUpload, completeUpload, getUpload, startUpload, type UploadSession } from '../../model/uploads.ts';
 import { mountBlob } from '../../model/blobs.ts';
 import { findRepo } from '../../model/repositories.ts';
-import { enforceUploadQuota } from '../../model/quota.ts';
+import { enforceUploadQuota } from '../../model/quota-usage.ts';
 
 function sessionHeaders(rr: RegistryRequest, u: UploadSession): FastifyReply {
   return rr.reply.header('Location', `/v2/${rr.name}/blobs/uploads/${u.uuid}`).header('Docker-Upload-UUID', u.uuid)
