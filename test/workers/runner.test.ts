@@ -68,7 +68,7 @@ describe(`worker runner (${TEST_DB})`, () => {
     for (let i = 0; i < N; i++) await enqueue(s, 'work', { i });
     const child = new URL('./runner-process.ts', import.meta.url).pathname;
     const outputs = await Promise.all([0, 1, 2].map(() => new Promise<number[]>((resolve, reject) => {
-      const p = spawn(process.execPath, [child, s.config.dbUri, t.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn(process.execPath, [child, s.config.dbUri, t.dir, '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       p.stdout.on('data', (d) => { out += d; });
       p.on('error', reject);
