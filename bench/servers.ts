@@ -151,8 +151,13 @@ export async function startQuayside(repoRoot: string): Promise<RunningServer> {
   // The flags bin/quayside runs the server with.
   const nodeFlags = readFileSync(resolve(repoRoot, 'bin/node-flags'), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
 
-  await createUser(node, [...nodeFlags, main, 'user', 'create', QUAYSIDE_USER, '--email', 'bench@example.com',
-    '--password-stdin', '--superuser', '--data-dir', dataDir], QUAYSIDE_PASSWORD, repoRoot, logPath);
+  try {
+    await createUser(node, [...nodeFlags, main, 'user', 'create', QUAYSIDE_USER, '--email', 'bench@example.com',
+      '--password-stdin', '--superuser', '--data-dir', dataDir], QUAYSIDE_PASSWORD, repoRoot, logPath);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   const port = await freePort();
   // e.g. BENCH_QUAYSIDE_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.

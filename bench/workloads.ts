@@ -73,7 +73,7 @@ export interface Fixtures {
 }
 
 export const MANIFEST_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
-const ACCEPT = [
+export const ACCEPT = [
   MANIFEST_TYPE,
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',

@@ -7,6 +7,7 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely/migrati
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
+import { cachingStatements } from './statement-cache.ts';
 import { migration0001 } from './migrations/0001_initial.ts';
 import { migration0002 } from './migrations/0002_tag_reversion.ts';
 import { migration0003 } from './migrations/0003_sessions.ts';
@@ -41,7 +42,7 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
     native.pragma('synchronous = NORMAL'); // with WAL: durable across process crashes, which is our contract
     native.pragma('foreign_keys = ON');
     native.pragma('busy_timeout = 10000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: native }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(native) }) });
     return { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   const url = new URL(uri.replace(/^postgres(ql)?:/, 'postgres:'));

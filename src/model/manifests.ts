@@ -8,6 +8,7 @@ import { parseManifest, effectiveArtifactType, LIST_TYPES, type ParsedManifest }
 import { aliveAt, ensureHiddenTag, lockRepository, setTag, type TagChange } from './tags.ts';
 import { logAction } from './logs.ts';
 import { TAG_RE, DIGEST_RE, parseDigest } from './names.ts';
+import { prepared } from '../db/prepared.ts';
 import { applyConfigLabels } from './labels.ts';
 import type { Repo } from './repositories.ts';
 import { assertTagMutable } from './immutability.ts';
@@ -135,8 +136,17 @@ function toStored(row: { id: number; digest: string; media_type: string; bytes: 
 
 const COLUMNS = ['manifests.id', 'manifests.digest', 'manifests.media_type', 'manifests.bytes', 'manifests.size'] as const;
 
+// `id in (…)` rather than a join with ORDER BY, which SQLite re-prepares on every run (this is
+// every pull). A tag name has one live row (tags.ts ends the old one first).
+const manifestForTagQuery = prepared((db, repoId: number, tag: string, now: number) => db.selectFrom('manifests').select(COLUMNS)
+  .where('manifests.id', 'in', (eb) => eb.selectFrom('tags').select('tags.manifest_id')
+    .where('tags.repository_id', '=', repoId).where('tags.name', '=', tag).where('tags.hidden', '=', 0).where(aliveAt(now))));
+
 /** The manifest a live tag points at. */
 export async function manifestForTag(s: Services, repoId: number, tag: string): Promise<StoredManifest | null> {
+  const rows = await manifestForTagQuery(s.db, repoId, tag, s.now());
+  if (rows.length <= 1) return rows[0] ? toStored(rows[0]) : null;
+  // More than one live row (pointing at different manifests): the newest wins, as it always did.
   const row = await s.db.selectFrom('tags').innerJoin('manifests', 'manifests.id', 'tags.manifest_id').select(COLUMNS)
     .where('tags.repository_id', '=', repoId).where('tags.name', '=', tag).where('tags.hidden', '=', 0).where(aliveAt(s.now()))
     .orderBy('tags.lifetime_start', 'desc').executeTakeFirst();

@@ -1,5 +1,5 @@
 // Assembles Quayside: configuration → database → storage → model services → HTTP faces → workers.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { QuaysideConfig } from '../config/config.ts';
@@ -52,6 +52,17 @@ export async function openServices(config: QuaysideConfig, log: Logger): Promise
   return { services, handle };
 }
 
+/** Fastify logs two lines per request (stdout is written synchronously: a write each); one
+ * access line with the request in it is enough. Error logs stay as Fastify writes them. */
+class AccessLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
 export function redactUri(uri: string): string {
   return uri.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
@@ -72,6 +83,7 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
     bodyLimit: 1024 * 1024,
     trustProxy: true,
     return503OnClosing: true,
+    logController: new AccessLog(),
     // Errors Fastify raises before routing (a path that is not valid percent-encoding): /v2 answers
     // in the OCI envelope like every other /v2 error.
     frameworkErrors: (error, req, rawReply) => {

@@ -30,7 +30,7 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   reply.header('Docker-Content-Digest', m.digest).header('ETag', `"${m.digest}"`).header('Content-Length', m.size).type(m.media_type);
   if (req.method === 'HEAD') return reply.code(200).send();
   logPull(s, { repo, performer: rr.principal, ip: req.ip, ref, digest: m.digest });
-  return reply.code(200).send(Buffer.from(m.bytes));
+  return reply.code(200).send(Buffer.isBuffer(m.bytes) ? m.bytes : Buffer.from(m.bytes));
 }
 
 async function readLimited(stream: Readable, limit: number): Promise<Buffer> {
