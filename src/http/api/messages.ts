@@ -6,12 +6,11 @@ import { createMessage, deleteMessage, listMessages, MESSAGE_MEDIA_TYPES, MESSAG
 import { superuserAccess } from '../../model/superuser.ts';
 import type { FastifyRequest } from 'fastify';
 import type { HttpContext } from '../context.ts';
-import { PlainError } from './abort.ts';
+import { NOT_FOUND_MESSAGE, PlainError } from './abort.ts';
 import { requireFreshLogin } from './auth.ts';
 import { defineRoute, type AnyRoute } from './route.ts';
 import { FORBIDDEN_MESSAGE } from './superuser-access.ts';
 
-const NOT_FOUND_MESSAGE = 'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.';
 
 const MessageView = Type.Object({
   uuid: Type.String({ description: 'The message id' }),
