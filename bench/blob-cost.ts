@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RegistryClient } from './client.ts';
-import { blobDigest, blobStream } from './data.ts';
+import { blobBuffer, blobDigest } from './data.ts';
 import { RssSampler, treeCpuSeconds, treeRssKiB } from './rss.ts';
 import { killAllStarted, startServer } from './servers.ts';
 import type { ServerName } from './servers.ts';
@@ -23,17 +23,22 @@ interface Row {
   maxRssMiB: number;
 }
 
-async function measure(pid: number, rounds: number, op: (i: number) => Promise<void>): Promise<Omit<Row, 'op'>> {
+/** Runs op once per round; prepare (untimed, e.g. generating the blob to push) runs before each. */
+async function measure<T>(pid: number, rounds: number, op: (i: number, prepared: T) => Promise<void>,
+  prepare: (i: number) => Promise<T> = async () => undefined as T): Promise<Omit<Row, 'op'>> {
   const sampler = new RssSampler(pid);
   sampler.start(50);
-  const cpu0 = treeCpuSeconds(pid);
+  let cpu = 0;
   const mbps: number[] = [];
   for (let i = 0; i < rounds; i++) {
+    const prepared = await prepare(i);
+    const cpu0 = treeCpuSeconds(pid);
     const t0 = performance.now();
-    await op(i);
+    await op(i, prepared);
     mbps.push(SIZE / 1e6 / ((performance.now() - t0) / 1000));
+    cpu += treeCpuSeconds(pid) - cpu0;
   }
-  return { mbps, cpuPerOp: (treeCpuSeconds(pid) - cpu0) / rounds, maxRssMiB: sampler.stop() / 1024 };
+  return { mbps, cpuPerOp: cpu / rounds, maxRssMiB: sampler.stop() / 1024 };
 }
 
 async function main(): Promise<void> {
@@ -50,10 +55,11 @@ async function main(): Promise<void> {
     const digests = await Promise.all(seeds.map((s) => blobDigest(s, SIZE)));
     const rows: Row[] = [];
     const idle = treeRssKiB(server.pid) / 1024;
-    rows.push({ op: 'push: monolithic PUT', ...await measure(server.pid, rounds, (i) =>
-      client.pushBlobStream(REPO, digests[i]!, SIZE, () => blobStream(seeds[i]!, 0, SIZE), LIMIT_MS)) });
-    rows.push({ op: 'push: 16 MiB PATCHes', ...await measure(server.pid, rounds, (i) =>
-      client.pushBlobChunked(REPO, digests[rounds + i]!, SIZE, 16 * MiB, (s, l) => blobStream(seeds[rounds + i]!, s, l), LIMIT_MS)) });
+    rows.push({ op: 'push: monolithic PUT', ...await measure(server.pid, rounds, (i, data: Buffer) =>
+      client.pushBlobStream(REPO, digests[i]!, SIZE, data, LIMIT_MS), (i) => blobBuffer(seeds[i]!, SIZE)) });
+    rows.push({ op: 'push: 16 MiB PATCHes', ...await measure(server.pid, rounds, (i, data: Buffer) =>
+      client.pushBlobChunked(REPO, digests[rounds + i]!, SIZE, 16 * MiB, (s, l) => data.subarray(s, s + l), LIMIT_MS),
+    (i) => blobBuffer(seeds[rounds + i]!, SIZE)) });
     rows.push({ op: 'pull: Node client', ...await measure(server.pid, rounds, async () => {
       const n = await client.pullBlob(REPO, digests[0]!, LIMIT_MS);
       if (n !== SIZE) throw new Error(`pulled ${n} bytes`);

@@ -121,6 +121,11 @@ export class RegistryClient {
     return res.status;
   }
 
+  /** Fetches (and caches) the pull,push token for a repository now; a no-op without token auth. */
+  async authorize(repo: string): Promise<void> {
+    await this.authorizationFor(repo);
+  }
+
   private canAuthenticate(): boolean {
     return this.username !== undefined && this.password !== undefined;
   }
@@ -270,7 +275,7 @@ export class RegistryClient {
     throw new RegistryError(`single POST upload -> ${res.status} ${res.body.toString().slice(0, 200)}`, res.status);
   }
 
-  async pushBlobStream(repo: string, digest: string, size: number, stream: () => Readable, timeoutMs: number): Promise<void> {
+  async pushBlobStream(repo: string, digest: string, size: number, body: Buffer | (() => Readable), timeoutMs: number): Promise<void> {
     const loc = await this.openUpload(repo);
     loc.searchParams.set('digest', digest);
     const res = await this.request({
@@ -278,7 +283,7 @@ export class RegistryClient {
       url: loc.toString(),
       repo,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: stream,
+      body,
       timeoutMs,
     });
     expectStatus(res, [201], 'PUT streamed blob');
@@ -289,7 +294,7 @@ export class RegistryClient {
     digest: string,
     size: number,
     chunkSize: number,
-    chunk: (start: number, length: number) => Readable,
+    chunk: (start: number, length: number) => Buffer | Readable,
     timeoutMs: number,
   ): Promise<void> {
     let loc = await this.openUpload(repo);
@@ -304,7 +309,7 @@ export class RegistryClient {
           'content-length': String(length),
           'content-range': `${start}-${start + length - 1}`,
         },
-        body: () => chunk(start, length),
+        body: chunkBody(chunk(start, length)),
         timeoutMs,
       });
       expectStatus(res, [202], `PATCH chunk at ${start}`);
@@ -363,6 +368,11 @@ function scopeOf(repo: string | undefined): string {
 
 function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+/** A chunk as a request body: a buffer is sent as is; a stream is read once per attempt. */
+function chunkBody(c: Buffer | Readable): BodySource {
+  return Buffer.isBuffer(c) ? c : () => c;
 }
 
 export function expectStatus(res: RegistryResponse, ok: number[], what: string): void {

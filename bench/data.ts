@@ -37,6 +37,15 @@ export function blobStream(seed: string, offset: number, length: number): Readab
   });
 }
 
+/** The whole blob in memory, generated before a timed push so the load generator spends the shared
+ * cores on sending only (the servers' CPU is what the benchmark compares). */
+export async function blobBuffer(seed: string, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const chunk of blobStream(seed, 0, size)) at += (chunk as Buffer).copy(out, at);
+  return out;
+}
+
 /** First pass over the stream: the digest must be known before a monolithic PUT starts. */
 export async function blobDigest(seed: string, size: number): Promise<string> {
   const hash = createHash('sha256');

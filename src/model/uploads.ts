@@ -10,6 +10,7 @@ import { layout, OffsetMismatchError } from '../storage/driver.ts';
 import { parseDigest } from './names.ts';
 import { recordBlob } from './blobs.ts';
 import { withDigestLock } from './digest-lock.ts';
+import { transientBytesConsumed } from '../storage/young-gc.ts';
 
 export interface UploadSession {
   uuid: string;
@@ -141,6 +142,7 @@ async function appendClaimed(s: Services, session: UploadSession, body: Readable
     transform(chunk: Buffer, _enc, cb) {
       copy.update(chunk);
       count += chunk.length;
+      transientBytesConsumed(chunk.length);
       if (opts.expectedLength !== undefined && count > opts.expectedLength) cb(new DomainError('size_invalid', 'body is longer than Content-Length/Content-Range'));
       else cb(null, chunk);
     },

@@ -25,6 +25,7 @@ function isMissing(err: unknown): boolean {
 
 const COALESCE_BYTES = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
+const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
 
 function emptyStream(): Readable {
   return Readable.from([]);
@@ -180,31 +181,64 @@ async function copyInto(fh: FileHandle, start: number, body: Readable | Uint8Arr
   }
   // Aborting destroys the body, which makes the loop below throw.
   if (signal) addAbortSignal(signal, body);
-  let pos = start;
   // Network bodies arrive in 16–64 KiB chunks; one write per chunk costs a thread-pool round trip
-  // each. Gathering ~1 MiB into one writev keeps memory bounded and the disk path fast, without
+  // each. Gathering COALESCE_BYTES into one writev keeps memory bounded and the disk path fast, without
   // copying into a new buffer (which made large pushes spend their time in garbage collection).
+  // One batch is written while the next is gathered, so the socket keeps being read during writes.
+  let pos = start;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  const flush = async () => {
-    let bufs = pending;
-    let left = pendingBytes;
-    pending = [];
-    pendingBytes = 0;
+  let inflight: Promise<void> | undefined;
+  // Dirty pages are handed to the disk every EARLY_SYNC_BYTES while the body still streams, so the
+  // fsync that publishes the object finds little left to write (256 MiB: ~150 ms → ~5 ms here).
+  let unsynced = 0;
+  let syncing: Promise<void> | undefined;
+  let syncError: unknown;
+  const writeAll = async (bufs: Buffer[], at: number, bytes: number) => {
+    let left = bytes;
     while (left > 0) {
-      const { bytesWritten } = await fh.writev(bufs, pos);
-      pos += bytesWritten;
+      const { bytesWritten } = await fh.writev(bufs, at);
+      at += bytesWritten;
       left -= bytesWritten;
       if (left > 0) bufs = unwritten(bufs, bytesWritten);
     }
   };
-  for await (const chunk of body) {
-    const buf: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    pending.push(buf);
-    pendingBytes += buf.byteLength;
-    if (pendingBytes >= COALESCE_BYTES || pending.length >= MAX_GATHER) await flush();
+  const flush = async () => {
+    await inflight;
+    if (pendingBytes === 0) return;
+    const w = writeAll(pending, pos, pendingBytes);
+    pos += pendingBytes;
+    unsynced += pendingBytes;
+    pending = [];
+    pendingBytes = 0;
+    inflight = w;
+    w.catch(() => {}); // awaited by the next flush; a body failing first must not leave it unhandled
+    if (unsynced >= EARLY_SYNC_BYTES && syncing === undefined) {
+      unsynced = 0;
+      // Linux reports a failed writeback to one sync call only: keep its error for the caller.
+      syncing = w.then(() => fh.datasync()).catch((err: unknown) => {
+        syncError ??= err;
+      }).finally(() => {
+        syncing = undefined;
+      });
+    }
+  };
+  try {
+    for await (const chunk of body) {
+      const buf: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      pending.push(buf);
+      pendingBytes += buf.byteLength;
+      if (pendingBytes >= COALESCE_BYTES || pending.length >= MAX_GATHER) await flush();
+    }
+    await flush();
+    await inflight;
+    await syncing;
+    if (syncError !== undefined) throw syncError;
+  } finally {
+    // The caller truncates after a failure: no write may land after that.
+    await inflight?.catch(() => {});
+    await syncing;
   }
-  await flush();
   return pos - start;
 }
 
