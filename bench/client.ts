@@ -1,6 +1,9 @@
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
+// The load generator receives bodies like the server does: pace scavenges so its own garbage
+// collection is not what a pull measures (`npm run bench` passes --expose-gc).
+import { transientBytesConsumed } from '../src/storage/young-gc.ts';
 
 // A deliberately small OCI distribution client: enough of the push/pull flow
 // and of docker's token dance to drive both servers identically.
@@ -197,6 +200,7 @@ export class RegistryClient {
         let bytes = 0;
         res.on('data', (c: Buffer) => {
           bytes += c.length;
+          transientBytesConsumed(c.length);
           if (!opts.discardBody) chunks.push(c);
         });
         res.on('end', () => {

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import type { Migration } from 'kysely/migration';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -59,28 +59,48 @@ export function openDatabase(uri: string, opts: { poolSize?: number } = {}): Db 
   return { db, dialect: 'postgres', schema: schema ?? undefined, close: () => db.destroy() };
 }
 
-function provider(dialect: Dialect): MigrationProvider {
-  return {
-    async getMigrations(): Promise<Record<string, Migration>> {
-      return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004(),
-        '0005_logs_kind_index': migration0005LogsKind(), '0006_pull_statistics': migration0006PullStatistics(),
-        '0007_account_access': migration0007AccountAccess(dialect), '0008_policy_indexes': migration0008PolicyIndexes(),
-        '0009_external_login_states': migration0009ExternalLoginStates(dialect) };
-    },
-  };
+function migrations(dialect: Dialect): Record<string, Migration> {
+  return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004(),
+    '0005_logs_kind_index': migration0005LogsKind(), '0006_pull_statistics': migration0006PullStatistics(),
+    '0007_account_access': migration0007AccountAccess(dialect), '0008_policy_indexes': migration0008PolicyIndexes(),
+    '0009_external_login_states': migration0009ExternalLoginStates(dialect) };
+}
+
+/**
+ * Applies the migrations not yet recorded, each in its own transaction with its bookkeeping row.
+ * The bookkeeping table keeps Kysely's name and shape (databases migrated by Kysely's Migrator
+ * carry on), but Kysely's Migrator is not used: it checks for that table by introspecting every
+ * schema of the database, which fails ("schema … does not exist") while another schema is being
+ * dropped — replicas or test runs sharing a PostgreSQL database. Everything here names only
+ * tables on the connection's search_path.
+ */
+async function applyMigrations(db: Kysely<any>, all: Record<string, Migration>): Promise<string[]> {
+  await sql`create table if not exists kysely_migration (name varchar(255) not null primary key, timestamp varchar(255) not null)`.execute(db);
+  const done = new Set((await sql<{ name: string }>`select name from kysely_migration`.execute(db)).rows.map((r) => r.name));
+  const names = Object.keys(all).sort();
+  const unknown = [...done].filter((n) => !(n in all));
+  if (unknown.length > 0) {
+    throw new Error(`the database was migrated by a newer Quayside (unknown migrations: ${unknown.join(', ')}); run that version or restore a backup`);
+  }
+  const applied: string[] = [];
+  for (const name of names) {
+    if (done.has(name)) continue;
+    await db.transaction().execute(async (tx) => {
+      await all[name]!.up(tx);
+      await sql`insert into kysely_migration (name, timestamp) values (${name}, ${new Date().toISOString()})`.execute(tx);
+    });
+    applied.push(name);
+  }
+  return applied;
 }
 
 export async function migrate(handle: Db): Promise<string[]> {
-  const run = async (db: Kysely<Database>) => {
-    // Kysely looks for its bookkeeping tables across schemas unless told which one is ours.
-    const migrator = new Migrator({ db, provider: provider(handle.dialect), ...(handle.schema ? { migrationTableSchema: handle.schema } : {}) });
-    const { error, results } = await migrator.migrateToLatest();
-    if (error) throw error;
-    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-  };
+  const run = (db: Kysely<Database>) => applyMigrations(db as unknown as Kysely<any>, migrations(handle.dialect));
   if (handle.dialect !== 'postgres') return run(handle.db);
   // Replicas starting together: one migrates, the others wait. The advisory lock is a session
-  // lock, so take it, migrate and release it on one reserved connection.
+  // lock, so take it, migrate and release it on one reserved connection. One key for the whole
+  // database, not per schema: the first migration takes thousands of locks, and a few dozen running
+  // at once (test files, each in its own schema) exhaust PostgreSQL's shared lock table.
   return handle.db.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(7261001)`.execute(conn);
     try {
