@@ -23,15 +23,26 @@ export interface TestApp {
 export async function startTestApp(overrides: Record<string, unknown> = {}, opts: { dataDir?: string; dbUri?: string; workers?: boolean } = {}): Promise<TestApp> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quayside-test-'));
   const db = opts.dbUri ? { uri: opts.dbUri, drop: async () => {} } : await createTestDatabase(dataDir);
-  const config = loadConfig({ dataDir, port: 0, host: '127.0.0.1', overrides: { DB_URI: db.uri, ...overrides }, env: {}, warn: () => {} });
-  const app = await buildApp(config, { logger: pino({ level: process.env.QUAYSIDE_TEST_LOG ?? 'silent' }), workers: opts.workers ?? false });
-  const address = await app.listen();
+  let app: App | undefined;
+  let address: string;
+  try {
+    const config = loadConfig({ dataDir, port: 0, host: '127.0.0.1', overrides: { DB_URI: db.uri, ...overrides }, env: {}, warn: () => {} });
+    app = await buildApp(config, { logger: pino({ level: process.env.QUAYSIDE_TEST_LOG ?? 'silent' }), workers: opts.workers ?? false });
+    address = await app.listen();
+  } catch (err) {
+    // Nothing half-started may outlive a failed start: an open listener keeps the file running.
+    await app?.close().catch(() => {});
+    await db.drop().catch(() => {});
+    if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const config = app.services.config;
   const url = address.replace('[::1]', '127.0.0.1');
   return {
     app, url, host: new URL(url).host, config, dataDir, dbUri: db.uri,
     async close() {
       // A close that never finishes would hang the whole test file (hooks have no timeout): fail
-      // it loudly instead. Seen once on PostgreSQL in CI, cause not yet found.
+      // it loudly instead.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         app.close(),

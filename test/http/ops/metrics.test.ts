@@ -18,7 +18,12 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 describe('GET /metrics', () => {
   let a: TestApp;
   let b: TestApp;
-  before(async () => { [a, b] = await Promise.all([startTestApp(), startTestApp()]); });
+  // One after the other: with Promise.all, a second start that failed left the first app listening
+  // and unassigned, so nothing closed it and the file never exited (a CI hang on PostgreSQL).
+  before(async () => {
+    a = await startTestApp();
+    b = await startTestApp();
+  });
   after(async () => { await Promise.all([a?.close(), b?.close()]); });
 
   test('is Prometheus text with request counts and latency by route pattern, method and status class', async () => {
