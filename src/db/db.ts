@@ -17,6 +17,7 @@ import { migration0006PullStatistics } from './migrations/0006_pull_statistics.t
 import { migration0007AccountAccess } from './migrations/0007_account_access.ts';
 import { migration0008PolicyIndexes } from './migrations/0008_policy_indexes.ts';
 import { migration0009ExternalLoginStates } from './migrations/0009_external_login_states.ts';
+import { migration0010RepoAuthorizedEmails } from './migrations/0010_repo_authorized_emails.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type DB = Kysely<Database>;
@@ -63,7 +64,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   return { '0001_initial': migration0001(dialect), '0002_tag_reversion': migration0002(), '0003_sessions': migration0003(dialect), '0004_upload_claim': migration0004(),
     '0005_logs_kind_index': migration0005LogsKind(), '0006_pull_statistics': migration0006PullStatistics(),
     '0007_account_access': migration0007AccountAccess(dialect), '0008_policy_indexes': migration0008PolicyIndexes(),
-    '0009_external_login_states': migration0009ExternalLoginStates(dialect) };
+    '0009_external_login_states': migration0009ExternalLoginStates(dialect), '0010_repo_authorized_emails': migration0010RepoAuthorizedEmails(dialect) };
 }
 
 /**

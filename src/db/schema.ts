@@ -82,6 +82,7 @@ export interface RepoNotificationsTable {
   id: Id; uuid: string; repository_id: number | null; namespace_id: number | null; event: string; method: string;
   title: string | null; config: string; event_config: string; number_of_failures: Generated<number>;
 }
+export interface RepoAuthorizedEmailsTable { id: Id; repository_id: number; email: string; code_hash: string; confirmed: Flag; created_at: number }
 export interface UserNotificationsTable { id: Id; uuid: string; user_id: number; kind: string; metadata: string; dismissed: Flag; created_at: number }
 export interface BuildTriggersTable {
   id: Id; uuid: string; repository_id: number; service: string; config: string; enabled: Flag; disabled_reason: string | null;
@@ -125,7 +126,7 @@ export interface Database {
   logs: LogsTable; quotas: QuotasTable; quota_limits: QuotaLimitsTable; namespace_sizes: NamespaceSizesTable;
   repository_sizes: RepositorySizesTable; autoprune_policies: AutopruneTable; immutability_policies: ImmutabilityTable;
   mirror_configs: MirrorConfigsTable; org_mirror_configs: OrgMirrorConfigsTable; proxy_cache_configs: ProxyCacheConfigsTable;
-  repo_notifications: RepoNotificationsTable; user_notifications: UserNotificationsTable; build_triggers: BuildTriggersTable;
+  repo_notifications: RepoNotificationsTable; repo_authorized_emails: RepoAuthorizedEmailsTable; user_notifications: UserNotificationsTable; build_triggers: BuildTriggersTable;
   builds: BuildsTable; security_scans: SecurityScansTable; service_keys: ServiceKeysTable; messages: MessagesTable;
   settings: SettingsTable; jobs: JobsTable; sessions: SessionsTable; external_login_states: ExternalLoginStatesTable; recovery_codes: RecoveryCodesTable;
   tag_pull_statistics: TagPullStatisticsTable; manifest_pull_statistics: ManifestPullStatisticsTable;

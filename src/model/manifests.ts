@@ -14,6 +14,7 @@ import type { Repo } from './repositories.ts';
 import { assertTagMutable } from './immutability.ts';
 import { schedulePruneAfterPush } from './autoprune.ts';
 import { chargeManifest, noteQuotaRejection, noteQuotaWarning } from './quota-usage.ts';
+import { notifyRepoPush } from './notifications.ts';
 
 export interface StoredManifest {
   id: number;
@@ -108,6 +109,8 @@ export async function putManifest(
     await applyConfigLabels(s, repo.id, { id: result.manifestId, configDigest: parsed.config.digest, configSize: parsed.config.size });
   }
   if (result.tagChange === 'created' || result.tagChange === 'moved') await schedulePruneAfterPush(s, repo);
+  // Quay's spawn_notification after every push by tag, re-pushes of the same manifest included.
+  if (result.tagChange !== null) await notifyRepoPush(s, repo, [ref], performer);
   return { digest, subject: parsed.subject?.digest ?? null, tagChange: result.tagChange };
 }
 

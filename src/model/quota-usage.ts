@@ -14,6 +14,7 @@ import type { Database } from '../db/schema.ts';
 import type { Services } from './context.ts';
 import { DomainError } from './errors.ts';
 import { createUserNotification } from './user-notifications.ts';
+import { notifyNamespaceEvent } from './notifications.ts';
 import { cancelUpload, type UploadSession } from './uploads.ts';
 import { enqueue, type Job } from './queue.ts';
 import { limitsOf, quotaRows, systemDefaultQuota, type LimitType } from './quota.ts';
@@ -252,6 +253,7 @@ async function notifyAdmins(s: Services, namespaceId: number, kind: 'quota_warni
   const ns = await s.db.selectFrom('users').select(['id', 'username', 'kind']).where('id', '=', namespaceId).executeTakeFirst();
   if (!ns) return;
   const metadata = { ...extra, namespace: ns.username };
+  if (s.config.features.QUOTA_NOTIFICATIONS) await notifyNamespaceEvent(s, ns.id, kind, extra);
   const targets = ns.kind === 'org'
     ? (await s.db.selectFrom('team_members').innerJoin('teams', 'teams.id', 'team_members.team_id').innerJoin('users', 'users.id', 'team_members.user_id')
       .select('users.id').distinct().where('teams.org_id', '=', ns.id).where('teams.role', '=', 'admin').where('users.kind', '=', 'user').execute()).map((r) => r.id)

@@ -14,6 +14,7 @@ import { registerApi } from '../http/api/index.ts';
 import { registerOps } from '../http/ops/index.ts';
 import { registerWebOAuth } from '../http/web/oauth.ts';
 import { registerWebRecovery } from '../http/web/recovery.ts';
+import { registerWebAuthorizedEmail } from '../http/web/authorized-email.ts';
 import { registerWebExternalLogin } from '../http/web/external-login.ts';
 import { setupBootstrapToken } from '../model/bootstrap-token.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
@@ -110,6 +111,7 @@ export async function buildApp(config: QuaysideConfig, opts: BuildOptions = {}):
   await registerApi(fastify, ctx);
   await registerWebOAuth(fastify, ctx);
   await registerWebRecovery(fastify, ctx);
+  await registerWebAuthorizedEmail(fastify, ctx);
   await registerWebExternalLogin(fastify, ctx);
 
   let workers: Workers | null = null;

@@ -7,6 +7,8 @@ import { startRunner, type Handlers, type RunnerOptions } from './runner.ts';
 import { exportLogsHandlers } from './export-logs.ts';
 import { QUOTA_RECOUNT_QUEUE, runQuotaRecount } from '../model/quota-usage.ts';
 import { computeRegistrySize, REGISTRY_SIZE_QUEUE } from '../model/registry-size.ts';
+import { NOTIFY_QUEUE, type DeliveryPayload } from '../model/notifications.ts';
+import { deliverNotification } from '../model/notification-delivery.ts';
 import { AUTOPRUNE_QUEUE, AUTOPRUNE_SWEEP_QUEUE, autopruneIntervalMs, pruneNamespace, queueAutopruneSweep } from '../model/autoprune.ts';
 
 export interface Workers {
@@ -59,6 +61,10 @@ export function workerHandlers(s: Services): Handlers {
     async [QUOTA_RECOUNT_QUEUE](job, signal, log) {
       const r = await runQuotaRecount(s, job, signal);
       log.info(r, 'quota usage recounted');
+    },
+    async [NOTIFY_QUEUE](job, signal, log) {
+      const outcome = await deliverNotification(s, job.payload as DeliveryPayload, signal);
+      if (outcome !== 'sent') log.info({ outcome, notification: (job.payload as DeliveryPayload | null)?.notification_uuid }, 'notification not sent');
     },
     ...exportLogsHandlers(s),
   };
