@@ -381,6 +381,9 @@ export async function runAll(
     if (only && !only.has(i + 1)) continue;
     const t0 = performance.now();
     log(`  ${name}…`);
+    // Each step starts from a collected load-generator heap: the last step's garbage (two 256 MiB
+    // blobs after step 2) must not be freed in the middle of the next one's timing.
+    (globalThis as { gc?: () => void }).gc?.();
     stepPeakKiB?.();
     const metrics = await step(client, fx);
     for (const m of metrics) if (m.error) log(`    ${m.metric}: ERROR ${m.error}`);
