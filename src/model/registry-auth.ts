@@ -4,6 +4,8 @@ import { ANONYMOUS, principalFor } from './context.ts';
 import { findUser, isSuperuser, touchLastAccessed, verifyAppToken, verifyOAuthToken, verifyPassword, verifyRobotToken } from './accounts.ts';
 import { canCreateIn, orgRole, repoRole, roleAtLeast } from './permissions.ts';
 import { findRepo } from './repositories.ts';
+import { capOrgRole } from './organizations.ts';
+import { proxyCacheForNamespace } from './proxy-cache.ts';
 import { splitRepoPath } from './names.ts';
 import type { AccessEntry } from './registry-tokens.ts';
 
@@ -70,6 +72,14 @@ export async function grantAccess(s: Services, p: Principal, req: ScopeRequest):
     return { type: 'repository', name: req.name, actions: [] };
   }
   const readonly = s.config.registryState === 'readonly';
+  const proxy = await proxyCacheForNamespace(s, ns);
+  if (proxy) {
+    // Proxy-cache organizations (Quay's can_pullthru): members may pull any repository, existing
+    // or not (it is created on pull); nobody may push, delete or administer through /v2.
+    const pull = req.actions.includes('pull') && p.kind !== 'anonymous'
+      && (capOrgRole(p, await orgRole(s, p, proxy.orgId)) !== null || await canRead(s, p, ns, name));
+    return { type: 'repository', name: req.name, actions: pull ? ['pull'] : [] };
+  }
   const repo = await findRepo(s, ns, name);
   if (repo) {
     const role = await repoRole(s, p, repo);
@@ -98,6 +108,11 @@ export async function grantAccess(s: Services, p: Principal, req: ScopeRequest):
     }
   }
   return { type: 'repository', name: req.name, actions: [...granted].sort() };
+}
+
+async function canRead(s: Services, p: Principal, ns: string, name: string): Promise<boolean> {
+  const repo = await findRepo(s, ns, name);
+  return repo ? roleAtLeast(await repoRole(s, p, repo), 'read') : false;
 }
 
 export { ANONYMOUS };

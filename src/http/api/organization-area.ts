@@ -8,7 +8,9 @@ import { permissionRoutes } from './permission.ts';
 import { prototypeRoutes } from './prototype.ts';
 import { entitiesRoutes } from './entities.ts';
 import { oauthTokenRoutes } from './oauth-tokens.ts';
+import { proxyCacheRoutes } from './proxycache.ts';
 
 export const organizationAreaRoutes: AnyRoute[] = [
   ...organizationRoutes, ...teamRoutes, ...robotRoutes, ...permissionRoutes, ...prototypeRoutes, ...entitiesRoutes, ...oauthTokenRoutes,
+  ...proxyCacheRoutes,
 ];

@@ -6,6 +6,9 @@ import { OciError } from './errors.ts';
 import { parseDigest } from '../../model/names.ts';
 import { blobRedirectURL, openBlob, statBlob, unlinkBlob, type BlobRange } from '../../model/blobs.ts';
 import type { WritesTo } from '../../storage/fs.ts';
+import type { Repo } from '../../model/repositories.ts';
+import { proxyCacheForNamespace } from '../../model/proxy-cache.ts';
+import { pullThroughBlob } from '../../model/proxy-pull.ts';
 
 function parseRange(header: string | undefined, size: number): BlobRange | null | 'unsatisfiable' {
   if (!header) return null;
@@ -31,7 +34,7 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   parseDigest(digest);
   const repo = await resolveRepo(rr, 'pull');
   const st = await statBlob(s, repo.id, digest);
-  if (!st.exists) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  if (!st.exists) return proxyGet(rr, repo, digest);
   reply.header('Docker-Content-Digest', digest).header('Accept-Ranges', 'bytes').header('ETag', `"${digest}"`)
     .header('Cache-Control', 'max-age=31536000');
   if (req.method === 'HEAD') {
@@ -54,6 +57,21 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   }
   if (writesTo(stream)) return sendDirect(rr, stream);
   return reply.send(stream);
+}
+
+/** A blob not stored here: in a proxy-cache organization, fetched from the upstream when a
+ * cached manifest references it, stored and streamed at once. */
+async function proxyGet(rr: RegistryRequest, repo: Repo, digest: string): Promise<FastifyReply> {
+  const { ctx, req, reply } = rr;
+  const s = ctx.services;
+  const proxy = await proxyCacheForNamespace(s, repo.namespace);
+  const blob = proxy ? await pullThroughBlob(s, proxy, repo, digest, rr.principal) : { found: false as const };
+  if (!blob.found) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Content-Length', blob.size).type('application/octet-stream');
+  if (req.method === 'HEAD') return reply.code(200).send();
+  const ac = new AbortController();
+  req.raw.on('close', () => ac.abort());
+  return reply.code(200).send(await blob.open(ac.signal));
 }
 
 function writesTo(stream: Readable): stream is Readable & WritesTo {

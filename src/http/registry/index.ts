@@ -11,6 +11,7 @@ import type { VerifiedToken } from '../../model/registry-tokens.ts';
 import { splitRepoPath } from '../../model/names.ts';
 import { assertWritable, createRepository, findNamespace, findRepo, type Repo } from '../../model/repositories.ts';
 import { createOrganization, findUserById } from '../../model/accounts.ts';
+import { proxyCacheForNamespace } from '../../model/proxy-cache.ts';
 import * as blobs from './blobs.ts';
 import * as uploads from './uploads.ts';
 import * as manifests from './manifests.ts';
@@ -164,25 +165,35 @@ const SCOPE_ACTIONS: Record<Need, string> = { pull: 'pull', push: 'pull,push', d
 /** Checks the token's access for the repository, then loads it — creating it on a first push
  * when the token allows that. Visibility is re-checked here, not only when the token was issued. */
 export async function resolveRepo(rr: RegistryRequest, need: Need): Promise<Repo> {
-  const { ctx, req, name, token } = rr;
-  const s = ctx.services;
-  const { namespace, repo } = splitRepoPath(name, s.config.features.EXTENDED_REPOSITORY_NAMES);
-  if (!granted(token, 'repository', name, ACTIONS[need])) {
-    // Quay answers 401 with a scoped challenge to everyone, signed in or not, so clients retry
-    // the token request for exactly this scope and then report the refusal.
-    rr.reply.header('WWW-Authenticate', challenge(ctx, req, `repository:${name}:${SCOPE_ACTIONS[need]}`));
-    throw new OciError('UNAUTHORIZED', 'access to the requested resource is not authorized', [{ Type: 'repository', Name: name, Action: SCOPE_ACTIONS[need] }]);
-  }
+  const s = rr.ctx.services;
+  const { namespace, repo } = checkAccess(rr, need);
+  // Proxy-cache organizations are read-only to clients (a token issued before the organization
+  // became one may still carry push).
+  if (need !== 'pull' && (await proxyCacheForNamespace(s, namespace))) denyAccess(rr, need);
   let found = await findRepo(s, namespace, repo);
   if (found && rr.principal.kind === 'anonymous' && need === 'pull' && !found.is_public) {
     throw new OciError('UNAUTHORIZED', 'access to the requested resource is not authorized');
   }
   if (!found) {
-    if (need !== 'push') throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+    if (need !== 'push') throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { name: rr.name });
     found = await createOnPush(rr, namespace, repo);
   }
   if (need !== 'pull') assertWritable(s, found);
   return found;
+}
+
+function denyAccess(rr: RegistryRequest, need: Need): never {
+  // Quay answers 401 with a scoped challenge to everyone, signed in or not, so clients retry
+  // the token request for exactly this scope and then report the refusal.
+  rr.reply.header('WWW-Authenticate', challenge(rr.ctx, rr.req, `repository:${rr.name}:${SCOPE_ACTIONS[need]}`));
+  throw new OciError('UNAUTHORIZED', 'access to the requested resource is not authorized', [{ Type: 'repository', Name: rr.name, Action: SCOPE_ACTIONS[need] }]);
+}
+
+/** Checks the token's access for the repository path (which may not exist yet) and splits it. */
+export function checkAccess(rr: RegistryRequest, need: Need): { namespace: string; repo: string } {
+  const parts = splitRepoPath(rr.name, rr.ctx.services.config.features.EXTENDED_REPOSITORY_NAMES);
+  if (!granted(rr.token, 'repository', rr.name, ACTIONS[need])) denyAccess(rr, need);
+  return parts;
 }
 
 async function createOnPush(rr: RegistryRequest, namespace: string, repo: string): Promise<Repo> {

@@ -1,13 +1,23 @@
 // GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
 import type { FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
-import { resolveRepo, type RegistryRequest } from './index.ts';
+import { checkAccess, resolveRepo, type RegistryRequest } from './index.ts';
 import { OciError } from './errors.ts';
 import {
   checkReference, defaultPlatformChild, deleteManifestByDigest, isListType, manifestByDigest, manifestForTag, putManifest, type StoredManifest,
 } from '../../model/manifests.ts';
 import { deleteTag } from '../../model/tags.ts';
 import { logPull } from '../../model/pull-log.ts';
+import { splitRepoPath } from '../../model/names.ts';
+import { proxyCacheForNamespace } from '../../model/proxy-cache.ts';
+import { pullThroughManifest } from '../../model/proxy-pull.ts';
+import type { Repo } from '../../model/repositories.ts';
+
+function abortOnClose(rr: RegistryRequest): AbortSignal {
+  const ac = new AbortController();
+  rr.req.raw.on('close', () => ac.abort());
+  return ac.signal;
+}
 
 function accepts(header: string | undefined, mediaType: string): boolean {
   if (!header) return true;
@@ -19,8 +29,16 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   const { ctx, req, reply, arg: ref } = rr;
   const s = ctx.services;
   const kind = checkReference(ref);
-  const repo = await resolveRepo(rr, 'pull');
-  let m: StoredManifest | null = kind === 'tag' ? await manifestForTag(s, repo.id, ref) : await manifestByDigest(s, repo.id, ref);
+  const proxy = await proxyCacheForNamespace(s, splitRepoPath(rr.name, s.config.features.EXTENDED_REPOSITORY_NAMES).namespace);
+  let repo: Repo;
+  let m: StoredManifest | null;
+  if (proxy) {
+    const { repo: name } = checkAccess(rr, 'pull');
+    ({ repo, manifest: m } = await pullThroughManifest(s, proxy, { name, ref, principal: rr.principal, ip: req.ip, signal: abortOnClose(rr) }));
+  } else {
+    repo = await resolveRepo(rr, 'pull');
+    m = kind === 'tag' ? await manifestForTag(s, repo.id, ref) : await manifestByDigest(s, repo.id, ref);
+  }
   if (!m) throw new OciError('MANIFEST_UNKNOWN', 'manifest unknown to registry', kind === 'tag' ? { tag: ref } : { digest: ref });
   const accept = req.headers.accept;
   if (kind === 'tag' && isListType(m.media_type) && !accepts(accept, m.media_type)) {

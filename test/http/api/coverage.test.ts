@@ -10,8 +10,8 @@ import { call } from './client.ts';
 interface Endpoint { path: string; method: string; nickname: string | null; area: string; feature_flags: string[] }
 const endpoints = JSON.parse(readFileSync(new URL('../../../../shared/quay-api/endpoints.json', import.meta.url), 'utf8')) as Endpoint[];
 
-// Areas of later issues (mirroring, proxy cache, builds, scanning) and quay.io billing.
-const NOT_YET = new Set(['mirror', 'org-mirror', 'proxycache', 'build/trigger', 'secscan', 'billing-excluded']);
+// Areas of later issues (mirroring, builds, scanning) and quay.io billing.
+const NOT_YET = new Set(['mirror', 'org-mirror', 'build/trigger', 'secscan', 'billing-excluded']);
 const BILLING_FLAGS = new Set(['FEATURE_BILLING', 'FEATURE_RH_MARKETPLACE']);
 // Superuser endpoints that belong to those areas: mirror health (mirroring) and build logs/status (builds).
 const notYet = (e: Endpoint) => NOT_YET.has(e.area) || (e.area === 'superuser' && (e.path.includes('/mirror/') || e.path.includes('{build_uuid}')));
