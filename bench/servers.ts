@@ -78,7 +78,9 @@ async function waitReady(child: ChildProcess, baseUrl: string, logPath: string):
 function launch(cmd: string, args: string[], logPath: string, cwd?: string): ChildProcess {
   // Logs go to a file, not a pipe: a pipe we forget to drain would stall the server.
   const fd = openSync(logPath, 'a');
-  const child = spawn(cmd, args, { cwd, stdio: ['ignore', fd, fd] });
+  // The load generator's glibc malloc tuning (package.json) is not the servers': they run as shipped.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MALLOC_')));
+  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   live.add(child);
   child.once('exit', () => live.delete(child));
