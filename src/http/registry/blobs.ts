@@ -1,7 +1,7 @@
 // GET/HEAD/DELETE /v2/<name>/blobs/<digest>
 import type { FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
-import { resolveRepo, type RegistryRequest } from './index.ts';
+import { requestClosedSignal, resolveRepo, type RegistryRequest } from './index.ts';
 import { OciError } from './errors.ts';
 import { parseDigest } from '../../model/names.ts';
 import { blobRedirectURL, openBlob, statBlob, unlinkBlob, type BlobRange } from '../../model/blobs.ts';
@@ -46,9 +46,7 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   if (range === 'unsatisfiable') {
     return reply.code(416).header('Content-Range', `bytes */${st.size}`).send();
   }
-  const ac = new AbortController();
-  req.raw.on('close', () => ac.abort());
-  const stream = await openBlob(s, digest, range ?? undefined, ac.signal);
+  const stream = await openBlob(s, digest, range ?? undefined, requestClosedSignal(rr));
   reply.type('application/octet-stream');
   if (range) {
     reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${st.size}`).header('Content-Length', range.end - range.start + 1);
@@ -69,9 +67,7 @@ async function proxyGet(rr: RegistryRequest, repo: Repo, digest: string): Promis
   if (!blob.found) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Content-Length', blob.size).type('application/octet-stream');
   if (req.method === 'HEAD') return reply.code(200).send();
-  const ac = new AbortController();
-  req.raw.on('close', () => ac.abort());
-  return reply.code(200).send(await blob.open(ac.signal));
+  return reply.code(200).send(await blob.open(requestClosedSignal(rr)));
 }
 
 function writesTo(stream: Readable): stream is Readable & WritesTo {

@@ -162,6 +162,13 @@ export type Need = 'pull' | 'push' | 'delete';
 const ACTIONS: Record<Need, string[]> = { pull: ['pull', '*'], push: ['push', '*'], delete: ['push', '*', 'delete'] };
 const SCOPE_ACTIONS: Record<Need, string> = { pull: 'pull', push: 'pull,push', delete: '*' };
 
+/** Aborted when the client's request closes: long reads (blob streams, upstream fetches) stop then. */
+export function requestClosedSignal(rr: RegistryRequest): AbortSignal {
+  const ac = new AbortController();
+  rr.req.raw.on('close', () => ac.abort());
+  return ac.signal;
+}
+
 /** Checks the token's access for the repository, then loads it — creating it on a first push
  * when the token allows that. Visibility is re-checked here, not only when the token was issued. */
 export async function resolveRepo(rr: RegistryRequest, need: Need): Promise<Repo> {

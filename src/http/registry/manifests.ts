@@ -1,7 +1,7 @@
 // GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
 import type { FastifyReply } from 'fastify';
 import type { Readable } from 'node:stream';
-import { checkAccess, resolveRepo, type RegistryRequest } from './index.ts';
+import { checkAccess, requestClosedSignal, resolveRepo, type RegistryRequest } from './index.ts';
 import { OciError } from './errors.ts';
 import {
   checkReference, defaultPlatformChild, deleteManifestByDigest, isListType, manifestByDigest, manifestForTag, putManifest, type StoredManifest,
@@ -12,12 +12,6 @@ import { splitRepoPath } from '../../model/names.ts';
 import { proxyCacheForNamespace } from '../../model/proxy-cache.ts';
 import { pullThroughManifest } from '../../model/proxy-pull.ts';
 import type { Repo } from '../../model/repositories.ts';
-
-function abortOnClose(rr: RegistryRequest): AbortSignal {
-  const ac = new AbortController();
-  rr.req.raw.on('close', () => ac.abort());
-  return ac.signal;
-}
 
 function accepts(header: string | undefined, mediaType: string): boolean {
   if (!header) return true;
@@ -34,7 +28,7 @@ export async function get(rr: RegistryRequest): Promise<FastifyReply> {
   let m: StoredManifest | null;
   if (proxy) {
     const { repo: name } = checkAccess(rr, 'pull');
-    ({ repo, manifest: m } = await pullThroughManifest(s, proxy, { name, ref, principal: rr.principal, ip: req.ip, signal: abortOnClose(rr) }));
+    ({ repo, manifest: m } = await pullThroughManifest(s, proxy, { name, ref, principal: rr.principal, ip: req.ip, signal: requestClosedSignal(rr) }));
   } else {
     repo = await resolveRepo(rr, 'pull');
     m = kind === 'tag' ? await manifestForTag(s, repo.id, ref) : await manifestByDigest(s, repo.id, ref);
