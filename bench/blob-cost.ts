@@ -1,15 +1,11 @@
 // Per-operation cost of large blob transfers on one server: server CPU seconds and peak RSS per
 // 256 MiB push (monolithic PUT, 16 MiB PATCHes) and pull (this Node client, and curl, which costs
 // the shared cores far less). CPU per operation is the number to compare on a busy machine.
-//   node bench/blob-cost.ts [quayside|distribution] [rounds]
+//   node --expose-gc bench/blob-cost.ts [quayside|distribution] [rounds]
 import { execFileSync } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { RegistryClient } from './client.ts';
 import { blobBuffer, blobDigest } from './data.ts';
 import { RssSampler, treeCpuSeconds, treeRssKiB } from './rss.ts';
-import { killAllStarted, startServer } from './servers.ts';
-import type { ServerName } from './servers.ts';
+import { costMain } from './cost-main.ts';
 
 const MiB = 1 << 20;
 const SIZE = 256 * MiB;
@@ -41,50 +37,31 @@ async function measure<T>(pid: number, rounds: number, op: (i: number, prepared:
   return { mbps, cpuPerOp: cpu / rounds, maxRssMiB: sampler.stop() / 1024 };
 }
 
-async function main(): Promise<void> {
-  const name = (process.argv[2] ?? 'quayside') as ServerName;
-  const rounds = Number(process.argv[3] ?? 3);
-  if (!['quayside', 'distribution'].includes(name) || !Number.isInteger(rounds) || rounds < 1) {
-    throw new Error('usage: node bench/blob-cost.ts [quayside|distribution] [rounds]');
+costMain('node --expose-gc bench/blob-cost.ts [quayside|distribution] [rounds]', 3, async (name, rounds, server, client) => {
+  const seeds = Array.from({ length: 2 * rounds }, (_, i) => `cost-${i}`);
+  const digests = await Promise.all(seeds.map((s) => blobDigest(s, SIZE)));
+  const rows: Row[] = [];
+  const idle = treeRssKiB(server.pid) / 1024;
+  rows.push({ op: 'push: monolithic PUT', ...await measure(server.pid, rounds, (i, data: Buffer) =>
+    client.pushBlobStream(REPO, digests[i]!, SIZE, data, LIMIT_MS), (i) => blobBuffer(seeds[i]!, SIZE)) });
+  rows.push({ op: 'push: 16 MiB PATCHes', ...await measure(server.pid, rounds, (i, data: Buffer) =>
+    client.pushBlobChunked(REPO, digests[rounds + i]!, SIZE, 16 * MiB, (s, l) => data.subarray(s, s + l), LIMIT_MS),
+  (i) => blobBuffer(seeds[rounds + i]!, SIZE)) });
+  rows.push({ op: 'pull: Node client', ...await measure(server.pid, rounds, async () => {
+    const n = await client.pullBlob(REPO, digests[0]!, LIMIT_MS);
+    if (n !== SIZE) throw new Error(`pulled ${n} bytes`);
+  }) });
+  let auth: string[] = [];
+  if (server.credentials) {
+    const basic = Buffer.from(`${server.credentials.username}:${server.credentials.password}`).toString('base64');
+    const r = await fetch(`${server.baseUrl}/v2/auth?service=bench&scope=repository:${REPO}:pull`, { headers: { authorization: `Basic ${basic}` } });
+    auth = ['-H', `Authorization: Bearer ${((await r.json()) as { token: string }).token}`];
   }
-  const server = await startServer(name, resolve(dirname(fileURLToPath(import.meta.url)), '..'));
-  const client = new RegistryClient({ baseUrl: server.baseUrl, username: server.credentials?.username, password: server.credentials?.password });
-  try {
-    await client.ping();
-    const seeds = Array.from({ length: 2 * rounds }, (_, i) => `cost-${i}`);
-    const digests = await Promise.all(seeds.map((s) => blobDigest(s, SIZE)));
-    const rows: Row[] = [];
-    const idle = treeRssKiB(server.pid) / 1024;
-    rows.push({ op: 'push: monolithic PUT', ...await measure(server.pid, rounds, (i, data: Buffer) =>
-      client.pushBlobStream(REPO, digests[i]!, SIZE, data, LIMIT_MS), (i) => blobBuffer(seeds[i]!, SIZE)) });
-    rows.push({ op: 'push: 16 MiB PATCHes', ...await measure(server.pid, rounds, (i, data: Buffer) =>
-      client.pushBlobChunked(REPO, digests[rounds + i]!, SIZE, 16 * MiB, (s, l) => data.subarray(s, s + l), LIMIT_MS),
-    (i) => blobBuffer(seeds[rounds + i]!, SIZE)) });
-    rows.push({ op: 'pull: Node client', ...await measure(server.pid, rounds, async () => {
-      const n = await client.pullBlob(REPO, digests[0]!, LIMIT_MS);
-      if (n !== SIZE) throw new Error(`pulled ${n} bytes`);
-    }) });
-    let auth: string[] = [];
-    if (server.credentials) {
-      const basic = Buffer.from(`${server.credentials.username}:${server.credentials.password}`).toString('base64');
-      const r = await fetch(`${server.baseUrl}/v2/auth?service=bench&scope=repository:${REPO}:pull`, { headers: { authorization: `Basic ${basic}` } });
-      auth = ['-H', `Authorization: Bearer ${((await r.json()) as { token: string }).token}`];
-    }
-    rows.push({ op: 'pull: curl', ...await measure(server.pid, rounds, async () => {
-      const n = Number(execFileSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download}', ...auth, `${server.baseUrl}/v2/${REPO}/blobs/${digests[0]}`], { encoding: 'utf8' }));
-      if (n !== SIZE) throw new Error(`curl pulled ${n} bytes`);
-    }) });
-    console.log(`## ${name}: 256 MiB blobs, ${rounds} rounds (RSS before the first push: ${idle.toFixed(0)} MiB)\n`);
-    console.log('| Operation | MB/s (each round) | server CPU s / op | max RSS MiB |\n|---|---|---:|---:|');
-    for (const r of rows) console.log(`| ${r.op} | ${r.mbps.map((v) => v.toFixed(0)).join(' / ')} | ${r.cpuPerOp.toFixed(2)} | ${r.maxRssMiB.toFixed(0)} |`);
-  } finally {
-    client.close();
-    await server.stop();
-  }
-}
-
-main().catch((err: unknown) => {
-  killAllStarted();
-  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-  process.exit(1);
+  rows.push({ op: 'pull: curl', ...await measure(server.pid, rounds, async () => {
+    const n = Number(execFileSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download}', ...auth, `${server.baseUrl}/v2/${REPO}/blobs/${digests[0]}`], { encoding: 'utf8' }));
+    if (n !== SIZE) throw new Error(`curl pulled ${n} bytes`);
+  }) });
+  console.log(`## ${name}: 256 MiB blobs, ${rounds} rounds (RSS before the first push: ${idle.toFixed(0)} MiB)\n`);
+  console.log('| Operation | MB/s (each round) | server CPU s / op | max RSS MiB |\n|---|---|---:|---:|');
+  for (const r of rows) console.log(`| ${r.op} | ${r.mbps.map((v) => v.toFixed(0)).join(' / ')} | ${r.cpuPerOp.toFixed(2)} | ${r.maxRssMiB.toFixed(0)} |`);
 });
